@@ -1,0 +1,197 @@
+"""Predictor-corrector and probability-flow ODE samplers (Song et al. 2021, Algorithms 1-3).
+
+Everything here is a pure function of a score function `score_fn(x [B, ...], t [B]) -> score`
+and runs unchanged under plain `jax.jit` (a notebook) or inside `pmap` (msgm_jax/parallel.py):
+no device axis is named. Predictor/corrector updates take `(key, x, t, score_fn, *, sde, ...)`
+and return `(x, x_mean)`, where x_mean is the update without its final noise.
+"""
+
+import dataclasses
+from typing import Callable, Optional, Tuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from msgm_jax.ode import odeint_dopri5
+from msgm_jax.registry import Registry
+from msgm_jax.sde import VESDE, VPSDE, batch_mul, check_batch
+
+Array = jax.Array
+ScoreFn = Callable[[Array, Array], Array]
+
+
+@dataclasses.dataclass(frozen=True)
+class Update:
+  """An update rule and its score evaluations per call (for NFE accounting)."""
+
+  fn: Callable[..., Tuple[Array, Array]]
+  nfe: int
+
+
+PREDICTORS: Registry = Registry("predictor")
+CORRECTORS: Registry = Registry("corrector")
+
+
+def _predictor(name: str, nfe: int = 1):
+  return lambda fn: PREDICTORS.add(name, Update(fn, nfe)) or fn
+
+
+def _corrector(name: str, nfe: int = 1):
+  return lambda fn: CORRECTORS.add(name, Update(fn, nfe)) or fn
+
+
+@_predictor("euler_maruyama")
+def euler_maruyama(key, x, t, score_fn, *, sde, probability_flow=False):
+  """x <- x + f_rev dt + g sqrt(|dt|) z with dt = -T / N."""
+  dt = -sde.T / sde.N
+  drift, diffusion = sde.reverse(score_fn, probability_flow).sde(x, t)
+  x_mean = x + drift * dt
+  z = jax.random.normal(key, x.shape, x.dtype)
+  return x_mean + batch_mul(diffusion * np.sqrt(-dt), z), x_mean
+
+
+@_predictor("reverse_diffusion")
+def reverse_diffusion(key, x, t, score_fn, *, sde, probability_flow=False):
+  """The reverse of the SDE's own discretisation: x <- x - f + G^2 s + G z."""
+  f, g = sde.reverse(score_fn, probability_flow).discretize(x, t)
+  x_mean = x - f
+  z = jax.random.normal(key, x.shape, x.dtype)
+  return x_mean + batch_mul(g, z), x_mean
+
+
+@_predictor("ancestral_sampling")
+def ancestral_sampling(key, x, t, score_fn, *, sde, probability_flow=False):
+  """Ancestral sampling of DDPM (VP) or SMLD (VE) (Song et al. 2021, appendix F)."""
+  del probability_flow
+  z = jax.random.normal(key, x.shape, x.dtype)
+  score = score_fn(x, t)
+  if isinstance(sde, VESDE):
+    sigma, adjacent = sde.discrete_sigma_pair(t)
+    x_mean = x + batch_mul(sigma**2 - adjacent**2, score)
+    std = jnp.sqrt(adjacent**2 * (sigma**2 - adjacent**2) / sigma**2)
+  elif isinstance(sde, VPSDE):
+    beta = jnp.asarray(sde.discrete_betas, jnp.float32)[sde.timestep(t)]
+    x_mean = batch_mul(1.0 / jnp.sqrt(1.0 - beta), x + batch_mul(beta, score))
+    std = jnp.sqrt(beta)
+  else:
+    raise ValueError(f"ancestral_sampling supports vpsde and vesde, not {type(sde).__name__}; "
+                     "use predictor='reverse_diffusion' or 'euler_maruyama'")
+  return x_mean + batch_mul(std, z), x_mean
+
+
+@_predictor("none", nfe=0)
+def no_predictor(key, x, t, score_fn, *, sde, probability_flow=False):
+  del key, t, score_fn, sde, probability_flow
+  return x, x
+
+
+def _langevin_alpha(sde, t: Array) -> Array:
+  """score_sde scales Langevin steps by alpha_i = 1 - beta_i for the VP family, 1 for VE."""
+  if hasattr(sde, "alphas"):
+    return jnp.asarray(sde.alphas, jnp.float32)[sde.timestep(t)]
+  return jnp.ones_like(t)
+
+
+def _batch_mean_norm(v: Array) -> Array:
+  return jnp.mean(jnp.linalg.norm(v.reshape(v.shape[0], -1), axis=-1))
+
+
+def _langevin_loop(key, x, t, score_fn, n_steps, step_size_fn):
+  def body(i, carry):
+    x, _ = carry
+    grad = score_fn(x, t)
+    noise = jax.random.normal(jax.random.fold_in(key, i), x.shape, x.dtype)
+    step = step_size_fn(x, t, grad, noise)
+    x_mean = x + batch_mul(step, grad)
+    return x_mean + batch_mul(jnp.sqrt(2.0 * step), noise), x_mean
+
+  return jax.lax.fori_loop(0, n_steps, body, (x, x))
+
+
+@_corrector("langevin")
+def langevin(key, x, t, score_fn, *, sde, snr, n_steps):
+  """Langevin MCMC with step size 2 alpha (snr |z| / |s|)^2 (Algorithm 5).
+
+  The norms are means over the batch this call sees; under pmap that is the per-device batch
+  (score_sde averaged across devices with pmean; the difference is within sampling noise).
+  """
+
+  def step_size(x, t, grad, noise):
+    ratio = snr * _batch_mean_norm(noise) / _batch_mean_norm(grad)
+    return 2.0 * ratio**2 * _langevin_alpha(sde, t)
+
+  return _langevin_loop(key, x, t, score_fn, n_steps, step_size)
+
+
+@_corrector("ald")
+def annealed_langevin(key, x, t, score_fn, *, sde, snr, n_steps):
+  """Annealed Langevin dynamics of NCSN: step size 2 alpha (snr std(t))^2."""
+
+  def step_size(x, t, grad, noise):
+    std = sde.marginal_prob(x, t)[1]
+    return 2.0 * (snr * std) ** 2 * _langevin_alpha(sde, t)
+
+  return _langevin_loop(key, x, t, score_fn, n_steps, step_size)
+
+
+@_corrector("none", nfe=0)
+def no_corrector(key, x, t, score_fn, *, sde, snr, n_steps):
+  del key, t, score_fn, sde, snr, n_steps
+  return x, x
+
+
+def pc_sample(key: Array, sde, score_fn: ScoreFn, shape, *, predictor: str = "reverse_diffusion",
+              corrector: str = "langevin", snr: float = 0.16, n_steps: int = 1,
+              probability_flow: bool = False, eps: float = 1e-3,
+              denoise: bool = True) -> Tuple[Array, int]:
+  """Predictor-corrector sampling over N = sde.N steps on linspace(T, eps, N).
+
+  At each step the corrector runs first, then the predictor (score_sde's order). With
+  `denoise`, the last step returns the predictor's noise-free mean. Returns (x [shape], nfe).
+  """
+  pred, corr = PREDICTORS.get(predictor), CORRECTORS.get(corrector)
+  init_key, loop_key = jax.random.split(key)
+  x = sde.prior_sampling(init_key, shape)
+  timesteps = jnp.linspace(sde.T, eps, sde.N)
+
+  def body(i, carry):
+    x, _ = carry
+    t = jnp.full((shape[0],), timesteps[i])
+    corr_key, pred_key = jax.random.split(jax.random.fold_in(loop_key, i))
+    x, _ = corr.fn(corr_key, x, t, score_fn, sde=sde, snr=snr, n_steps=n_steps)
+    return pred.fn(pred_key, x, t, score_fn, sde=sde, probability_flow=probability_flow)
+
+  x, x_mean = jax.lax.fori_loop(0, sde.N, body, (x, x))
+  nfe = sde.N * (pred.nfe + corr.nfe * n_steps)
+  return (x_mean if denoise else x), nfe
+
+
+def probability_flow_drift(sde, score_fn: ScoreFn) -> Callable[[Array, Array], Array]:
+  """f(x, t) - g(t)^2 score(x, t) / 2: the drift of the probability-flow ODE (eq. 13)."""
+  rsde = sde.reverse(score_fn, probability_flow=True)
+  return lambda x, t: rsde.sde(x, t)[0]
+
+
+def ode_sample(key: Array, sde, score_fn: ScoreFn, shape, *, rtol: float = 1e-5,
+               atol: float = 1e-5, eps: float = 1e-3, z: Optional[Array] = None,
+               denoise: bool = False, max_steps: int = 10_000) -> Tuple[Array, Array]:
+  """Samples by integrating the probability-flow ODE from T to eps with in-graph RK45.
+
+  z: an optional latent [shape] to decode (else one is drawn from the prior with `key`).
+  denoise: finish with one noise-free reverse-diffusion step at eps (score_sde's option).
+  Returns (x [shape], nfe) with nfe a traced int32 (adaptive).
+  """
+  if z is None:
+    z = sde.prior_sampling(key, shape)
+  elif tuple(z.shape) != tuple(shape):
+    raise ValueError(f"latent z has shape {tuple(z.shape)} but shape is {tuple(shape)}")
+  drift = probability_flow_drift(sde, score_fn)
+  result = odeint_dopri5(lambda t, x: drift(x, jnp.full((x.shape[0],), t)), z, sde.T, eps,
+                         rtol=rtol, atol=atol, max_steps=max_steps)
+  x, nfe = result.y, result.nfe
+  if denoise:
+    t = jnp.full((shape[0],), eps)
+    _, x = reverse_diffusion(key, x, t, score_fn, sde=sde)
+    nfe = nfe + 1
+  return x, nfe

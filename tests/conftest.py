@@ -1,0 +1,14 @@
+"""Test session setup: 8 fake CPU devices so multi-device paths run on a laptop.
+
+This must happen before JAX initialises its backends, hence at import time of conftest.
+"""
+
+import os
+
+os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                           " --xla_force_host_platform_device_count=8").strip()
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import jax  # noqa: E402  pylint: disable=wrong-import-position
+
+jax.config.update("jax_num_cpu_devices", 8)
