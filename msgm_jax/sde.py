@@ -67,6 +67,10 @@ class _SDE:
     """Index of the discrete step for continuous t (as score_sde: floor(t (N - 1) / T))."""
     return (t * (self.N - 1) / self.T).astype(jnp.int32)
 
+  def step_time(self, i: Array) -> Array:
+    """A time t with timestep(t) == i (the middle of bin i), for discrete-time losses [B]."""
+    return (jnp.asarray(i, jnp.float32) + 0.5) * self.T / (self.N - 1)
+
   def reverse(self, score_fn: ScoreFn, probability_flow: bool = False) -> "ReverseSDE":
     return ReverseSDE(self, score_fn, probability_flow)
 

@@ -1,0 +1,115 @@
+"""MSGM moderation terms on perturbed NSFG samples and the combined objective (method.md 4).
+
+At x~ = m x_u + std z (x_u an NSFG sample) the true conditional score is -z / std: it points
+back to x_u. The terms act on the model score s there, through the product s * (std z)
+(with likelihood weighting s * (z / std) times g^2, as the authors' release does):
+
+- orthogonal / elementwise (the release): reduce((s std z)^2). Drives every coordinate of s
+  towards 0 where z is non-zero, i.e. towards s = 0, not only towards orthogonality.
+- orthogonal / inner: (<s, std z> / D)^2 scaled like reduce: only the component of s along the
+  direction to the NSFG sample is penalised (the geometric reading of the paper).
+- orthogonal / cosine: cos^2(s, z): the same, scale-free.
+- obtuse / sign=release: reduce(s std z). Minimising it makes <s, z> negative, aligning s with
+  -z, which points TOWARDS x_u, and it is unbounded below.
+- obtuse / sign=repel: -reduce(s std z): makes <s, -z> negative, an obtuse angle with the
+  direction to x_u (the geometric reading). hinge=True bounds either sign with relu(.), so the
+  term stops pushing once the angle condition holds.
+"""
+
+import dataclasses
+from typing import Dict, Tuple
+
+import jax
+import jax.numpy as jnp
+
+from msgm_jax.losses import LossConfig, Perturbed, dsm_loss, flat_mean, perturb, reduce_scale
+from msgm_jax.registry import Registry
+from msgm_jax.sde import batch_mul
+
+Array = jax.Array
+
+MODERATIONS: Registry = Registry("moderation variant")
+ORTHOGONAL_FORMS = ("elementwise", "inner", "cosine")
+OBTUSE_SIGNS = ("release", "repel")
+
+
+@dataclasses.dataclass(frozen=True)
+class MSGMConfig:
+  """variant: orthogonal | obtuse; form (orthogonal); sign and hinge (obtuse);
+  alpha: weight of the moderation term; period: applied when step % period == 0."""
+
+  variant: str = "orthogonal"
+  form: str = "elementwise"
+  sign: str = "release"
+  hinge: bool = False
+  alpha: float = 0.01
+  period: int = 4
+
+  def __post_init__(self):
+    MODERATIONS.get(self.variant)  # raises with the valid names
+    if self.variant == "orthogonal" and self.form not in ORTHOGONAL_FORMS:
+      raise ValueError(f"msgm.form={self.form!r} is not one of {', '.join(ORTHOGONAL_FORMS)}")
+    if self.variant == "obtuse" and self.sign not in OBTUSE_SIGNS:
+      raise ValueError(f"msgm.sign={self.sign!r} is not one of {', '.join(OBTUSE_SIGNS)}")
+    if not 0.0 <= self.alpha <= 1.0 or self.period < 1:
+      raise ValueError(f"need 0 <= msgm.alpha <= 1 and msgm.period >= 1; got alpha="
+                       f"{self.alpha}, period={self.period}")
+
+  @classmethod
+  def from_config(cls, msgm_cfg) -> "MSGMConfig":
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in msgm_cfg.items() if k in names})
+
+
+def _direction(p: Perturbed, cfg: LossConfig) -> Array:
+  """std z, or z / std under likelihood weighting (the release's two forms)."""
+  return batch_mul(1.0 / p.std if cfg.likelihood_weighting else p.std, p.z)
+
+
+@MODERATIONS.register("orthogonal")
+def orthogonal(p: Perturbed, cfg: LossConfig, mcfg: MSGMConfig) -> Array:
+  """Per-example orthogonal moderation [B]."""
+  v = _direction(p, cfg)
+  scale = reduce_scale(cfg, p.z.shape)
+  if mcfg.form == "elementwise":
+    value = scale * flat_mean((p.score * v) ** 2)
+  elif mcfg.form == "inner":
+    value = scale * flat_mean(p.score * v) ** 2
+  else:  # cosine
+    s, d = p.score.reshape(p.z.shape[0], -1), v.reshape(p.z.shape[0], -1)
+    dot = jnp.sum(s * d, -1)
+    value = dot**2 / (jnp.sum(s * s, -1) * jnp.sum(d * d, -1) + 1e-12)
+  return value * p.weight
+
+
+@MODERATIONS.register("obtuse")
+def obtuse(p: Perturbed, cfg: LossConfig, mcfg: MSGMConfig) -> Array:
+  """Per-example obtuse moderation [B]."""
+  sign = 1.0 if mcfg.sign == "release" else -1.0
+  value = sign * reduce_scale(cfg, p.z.shape) * flat_mean(p.score * _direction(p, cfg))
+  if mcfg.hinge:
+    value = jax.nn.relu(value)
+  return value * p.weight
+
+
+def moderation_loss(keys: Array, x: Array, score_fn, sde, cfg: LossConfig,
+                    mcfg: MSGMConfig) -> Array:
+  """Per-example moderation term [B] on NSFG data x [B, ...], with its own t and z."""
+  return MODERATIONS.get(mcfg.variant)(perturb(keys, x, score_fn, sde, cfg), cfg, mcfg)
+
+
+def msgm_objective(step: Array, sfg: Tuple[Array, Array], nsfg: Tuple[Array, Array], score_fn,
+                   sde, cfg: LossConfig, mcfg: MSGMConfig) -> Tuple[Array, Dict[str, Array]]:
+  """(1 - alpha) DSM(SFG) + alpha [step % period == 0] moderation(NSFG).
+
+  sfg, nsfg: (keys [B], x [B, ...]) pairs; their t and z are drawn independently. The
+  moderation branch is skipped at run time on off-period steps (lax.cond).
+  Returns (scalar loss, {"dsm", "moderation"} batch means for logging).
+  """
+  dsm = jnp.mean(dsm_loss(*sfg, score_fn, sde, cfg))
+  active = (step % mcfg.period) == 0
+  mod = jax.lax.cond(
+      active, lambda: jnp.mean(moderation_loss(*nsfg, score_fn, sde, cfg, mcfg)),
+      lambda: jnp.zeros((), jnp.float32))
+  loss = (1.0 - mcfg.alpha) * dsm + mcfg.alpha * mod
+  return loss, {"dsm": dsm, "moderation": mod, "moderation_active": active.astype(jnp.float32)}

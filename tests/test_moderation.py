@@ -1,0 +1,127 @@
+"""Moderation terms against hand computations, and the direction each one moves the score."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from msgm_jax import losses, moderation
+from msgm_jax.losses import LossConfig, Perturbed
+from msgm_jax.moderation import MSGMConfig
+
+Z = jnp.array([[1.0, -2.0, 0.5, 0.0], [0.5, 0.5, -1.0, 2.0]])
+S = jnp.array([[0.3, 0.1, -0.4, 1.0], [-1.0, 0.2, 0.0, 0.5]])
+STD = jnp.array([0.5, 2.0])
+MEAN = LossConfig(reduce_mean=True)
+HALF_SUM = LossConfig(reduce_mean=False)
+
+
+def _p(score=S, weight=None):
+  return Perturbed(Z, STD, score, jnp.ones(2) if weight is None else weight)
+
+
+def _term(p, cfg=MEAN, **kw):
+  mcfg = MSGMConfig(**kw)
+  return np.asarray(moderation.MODERATIONS.get(mcfg.variant)(p, cfg, mcfg))
+
+
+def test_orthogonal_elementwise_by_hand():
+  # Example 0: s * std * z = [0.15, -0.1, -0.1, 0]; squares sum to 0.0425.
+  # Example 1: [-1.0, 0.2, 0.0, 2.0]; squares sum to 5.04.
+  np.testing.assert_allclose(_term(_p(), variant="orthogonal"), [0.0425 / 4, 5.04 / 4], rtol=1e-6)
+  np.testing.assert_allclose(_term(_p(), HALF_SUM, variant="orthogonal"), [0.0425 / 2, 5.04 / 2],
+                             rtol=1e-6)
+
+
+def test_orthogonal_inner_and_cosine_by_hand():
+  # <s, std z>: example 0: 0.15 - 0.1 - 0.1 = -0.05; example 1: -1 + 0.2 + 0 + 2 = 1.2.
+  np.testing.assert_allclose(_term(_p(), variant="orthogonal", form="inner"),
+                             [(-0.05 / 4) ** 2, (1.2 / 4) ** 2], rtol=1e-5)
+  s, z = np.asarray(S), np.asarray(Z)
+  cos2 = (s * z).sum(1) ** 2 / ((s * s).sum(1) * (z * z).sum(1))
+  np.testing.assert_allclose(_term(_p(), variant="orthogonal", form="cosine"), cos2, rtol=1e-5)
+
+
+def test_obtuse_signs_and_hinge_by_hand():
+  release = _term(_p(), variant="obtuse", sign="release")
+  np.testing.assert_allclose(release, [-0.05 / 4, 1.2 / 4], rtol=1e-5)
+  np.testing.assert_allclose(_term(_p(), variant="obtuse", sign="repel"), -release, rtol=1e-6)
+  np.testing.assert_allclose(_term(_p(), variant="obtuse", sign="repel", hinge=True),
+                             [0.05 / 4, 0.0], rtol=1e-5)
+
+
+def test_likelihood_weighting_uses_z_over_std_times_weight():
+  cfg = LossConfig(reduce_mean=True, likelihood_weighting=True)
+  w = jnp.array([3.0, 5.0])
+  got = _term(_p(weight=w), cfg, variant="obtuse")
+  expect = np.sum(np.asarray(S) * np.asarray(Z) / np.asarray(STD)[:, None], 1) / 4 * [3, 5]
+  np.testing.assert_allclose(got, expect, rtol=1e-5)
+
+
+def _descend(score, **kw):
+  """One gradient step on the term, with the score as a free variable."""
+  grad = jax.grad(lambda s: jnp.sum(_term_jax(s, **kw)))(score)
+  return score - 0.1 * grad
+
+
+def _term_jax(score, **kw):
+  mcfg = MSGMConfig(**kw)
+  return moderation.MODERATIONS.get(mcfg.variant)(_p(score), MEAN, mcfg)
+
+
+def _along_z(v):
+  return np.sum(np.asarray(v) * np.asarray(Z), axis=1)
+
+
+def test_release_obtuse_moves_score_towards_nsfg_sample_and_repel_away():
+  # The direction from x~ back to the clean NSFG sample is -z.
+  moved = _descend(S, variant="obtuse", sign="release") - S
+  assert np.all(_along_z(moved) < 0), "release sign aligns s with -z: towards the NSFG sample"
+  moved = _descend(S, variant="obtuse", sign="repel") - S
+  assert np.all(_along_z(moved) > 0), "repel sign turns s away from the NSFG sample"
+
+
+def test_hinge_stops_once_the_angle_is_obtuse():
+  # Example 1 already has <s, -z> < 0 (obtuse): no gradient there; example 0 does not.
+  moved = np.asarray(_descend(S, variant="obtuse", sign="repel", hinge=True) - S)
+  assert np.allclose(moved[1], 0.0) and _along_z(moved)[0] > 0
+
+
+def test_orthogonal_forms_shrink_what_they_claim():
+  new = np.asarray(_descend(S, variant="orthogonal"))
+  s, z = np.asarray(S), np.asarray(Z)
+  nz = z != 0
+  assert np.all(np.abs(new[nz]) <= np.abs(s[nz]))  # every coordinate shrinks towards 0
+  np.testing.assert_allclose(new[~nz], s[~nz])
+  new = np.asarray(_descend(S, variant="orthogonal", form="inner"))
+  assert np.all(np.abs(_along_z(new)) < np.abs(_along_z(s)))
+  unit = z / np.linalg.norm(z, axis=1, keepdims=True)
+  perp = lambda v: v - np.sum(v * unit, 1, keepdims=True) * unit
+  np.testing.assert_allclose(perp(new), perp(s), atol=1e-6)  # the orthogonal part is untouched
+
+
+def test_objective_applies_moderation_on_period_only():
+  mix_score = lambda x, t: -x
+  from msgm_jax import sde as sde_lib
+  sde = sde_lib.VESDE()
+  x = jnp.ones((4, 2))
+  keys = losses.example_keys(jax.random.key(0), jnp.arange(4))
+  cfg = MSGMConfig(alpha=0.25, period=4)
+  on, aux_on = moderation.msgm_objective(jnp.asarray(8), (keys, x), (keys, -x), mix_score, sde,
+                                         MEAN, cfg)
+  off, aux_off = moderation.msgm_objective(jnp.asarray(9), (keys, x), (keys, -x), mix_score, sde,
+                                           MEAN, cfg)
+  assert float(aux_off["moderation"]) == 0.0 and float(aux_on["moderation"]) > 0.0
+  np.testing.assert_allclose(off, 0.75 * aux_off["dsm"], rtol=1e-6)
+  np.testing.assert_allclose(on, 0.75 * aux_on["dsm"] + 0.25 * aux_on["moderation"], rtol=1e-6)
+
+
+def test_bad_settings_are_refused():
+  with pytest.raises(ValueError, match="valid names: obtuse, orthogonal"):
+    MSGMConfig(variant="parallel")
+  with pytest.raises(ValueError, match="msgm.sign='away' is not one of release, repel"):
+    MSGMConfig(variant="obtuse", sign="away")
+  with pytest.raises(ValueError, match="msgm.form"):
+    MSGMConfig(form="outer")
+  with pytest.raises(ValueError, match="msgm.period >= 1"):
+    MSGMConfig(period=0)
