@@ -86,7 +86,7 @@ class GaussianMixture:
     return r @ self.means - r.sum(axis=1, keepdims=True) * x
 
   def perturbed(self, mean_coef: float, noise_std: float) -> "GaussianMixture":
-    """Law of m x + s z (x ~ self, z ~ N(0, I)): the SDE marginal at a time with mean m(t), std s(t).
+    """Law of m x + s z (x ~ self, z ~ N(0, I)): the SDE marginal with mean m(t), std s(t).
 
     Its `score` is the exact time-t score of the perturbed data distribution.
     """

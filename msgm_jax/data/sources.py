@@ -75,13 +75,13 @@ def prepare_command(tfds_name: str, data_dir: str) -> str:
 
 
 def open_tfds(tfds_name: str, split: str, data_dir: str, decoders=None):
-  """`tfds.data_source(..., download=False)`, turning a missing dataset into one-line DatasetNotPrepared."""
+  """`tfds.data_source(..., download=False)`; a missing dataset -> one-line DatasetNotPrepared."""
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
   kwargs = dict(split=split, data_dir=data_dir or None, download=False, decoders=decoders)
   try:
     return tfds.data_source(tfds_name, **kwargs)
-  except Exception as e:  # TFDS raises several types here (NotImplementedError, AssertionError, ...)
+  except Exception as e:  # TFDS raises several types here (NotImplementedError, ...)
     builder = tfds.builder(tfds_name, data_dir=data_dir or None)
     where = data_dir or "the TFDS default data_dir (~/tensorflow_datasets or $TFDS_DATA_DIR)"
     if not builder.is_prepared():

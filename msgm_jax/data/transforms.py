@@ -12,7 +12,7 @@ from PIL import Image
 
 
 def center_crop(image: np.ndarray, size: int) -> np.ndarray:
-  """Central size x size crop of [H, W, C], offsets floor((H - size) / 2) as score_sde's central_crop.
+  """Central size x size crop of [H, W, C] with offsets floor((H - size) / 2), as score_sde.
 
   CelebA 218 x 178 with size 140 keeps rows 39..178 and columns 19..158.
   """
