@@ -28,6 +28,7 @@ def base() -> ml_collections.ConfigDict:
   training.eval_freq = 100
   training.snapshot_sampling = True
   training.steps_per_call = 1  # train steps fused into one compiled call
+  training.num_devices = 0  # local devices to use (0: all)
   # MSGM regimes (method.md section 1): standard | unseen | msgm.
   training.regime = "standard"
   training.init_from = ""  # fine-tuning: a workdir or checkpoint directory of a Standard run
@@ -51,6 +52,8 @@ def base() -> ml_collections.ConfigDict:
   sampling.probability_flow = False
   sampling.snr = 0.16
   sampling.batch_size = 64  # samples drawn at each snapshot
+  sampling.eps = 1e-3  # end time of sampling (method.md section 2: 1e-3 VP/sub-VP, 1e-5 VE)
+  sampling.ode_tol = 1e-5  # rtol = atol of the probability-flow ODE sampler
 
   config.eval = evaluate = ml_collections.ConfigDict()
   evaluate.begin_ckpt = 0
@@ -102,6 +105,7 @@ def vp(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   config.data.centered = True
   config.sampling.predictor = "euler_maruyama"
   config.sampling.corrector = "none"
+  config.sampling.eps = 1e-3
   return config
 
 
@@ -117,4 +121,40 @@ def ve(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   config.data.centered = False
   config.sampling.predictor = "reverse_diffusion"
   config.sampling.corrector = "langevin"
+  config.sampling.eps = 1e-5
+  return config
+
+
+def toy2d(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """The 2-D toy of the paper's first figure: SFG blobs at (-2,-2) and (2,2), NSFG at (0,0).
+
+  A VE SDE whose sigma_max (10) exceeds the data's diameter, a small MLP, short training.
+  """
+  data = config.data
+  data.dataset = "toy2d"
+  data.nsfg_classes = (2,)
+  data.random_flip = False
+  data.centered = False
+  data.image_size = 0
+  data.num_channels = 0
+  config.model.sigma_min = 0.01
+  config.model.sigma_max = 10.0
+  config.model.num_scales = 1000
+  config.model.dropout = 0.0
+  config.model.ema_rate = 0.999
+  training = config.training
+  training.batch_size = 512
+  training.n_iters = 4000
+  training.snapshot_freq = 4000
+  training.snapshot_freq_for_preemption = 1000
+  training.keep_every = 0
+  training.log_freq = 100
+  training.eval_freq = 1000
+  training.steps_per_call = 50
+  training.reduce_mean = True
+  config.optim.lr = 1e-3
+  config.optim.warmup = 100
+  config.sampling.batch_size = 2000
+  config.eval.batch_size = 2000
+  config.msgm.period = 1
   return config

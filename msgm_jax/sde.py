@@ -68,8 +68,13 @@ class _SDE:
     return (t * (self.N - 1) / self.T).astype(jnp.int32)
 
   def step_time(self, i: Array) -> Array:
-    """A time t with timestep(t) == i (the middle of bin i), for discrete-time losses [B]."""
-    return (jnp.asarray(i, jnp.float32) + 0.5) * self.T / (self.N - 1)
+    """A time t with timestep(t) == i, for discrete-time losses [B].
+
+    t (N - 1) = i + 1e-3: the network label of score_sde's discrete models is t (N - 1), so it
+    sees (almost exactly) the integer step it was trained on in DDPM/SMLD, and the floor in
+    `timestep` is safe from float32 rounding (an ulp at 999 is 6e-5).
+    """
+    return (jnp.asarray(i, jnp.float32) + 1e-3) * self.T / (self.N - 1)
 
   def reverse(self, score_fn: ScoreFn, probability_flow: bool = False) -> "ReverseSDE":
     return ReverseSDE(self, score_fn, probability_flow)

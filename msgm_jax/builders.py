@@ -1,0 +1,122 @@
+"""Config sections -> typed objects. The one place (with main.py's dispatch) that reads config.
+
+Every function takes the sections it needs and returns explicit objects (SDEs, frozen
+dataclasses, modules), so library code below never sees a ConfigDict.
+"""
+
+import dataclasses
+import functools
+from typing import Any, Callable, Optional, Tuple
+
+import jax
+import jax.numpy as jnp
+
+from msgm_jax import sampling
+from msgm_jax import sde as sde_lib
+from msgm_jax.losses import LossConfig
+from msgm_jax.moderation import MSGMConfig
+from msgm_jax.optim import OptimConfig
+from msgm_jax.train_step import StepConfig
+
+Array = jax.Array
+REGIMES = ("standard", "unseen", "msgm")
+
+
+def sde_from_config(training_cfg, model_cfg):
+  """training.sde with score_sde's model.{sigma_min, sigma_max, beta_min, beta_max, num_scales}."""
+  name = training_cfg.sde.lower()
+  if name == "vesde":
+    return sde_lib.VESDE(sigma_min=model_cfg.sigma_min, sigma_max=model_cfg.sigma_max,
+                         N=model_cfg.num_scales)
+  return sde_lib.get_sde(name, beta_min=model_cfg.beta_min, beta_max=model_cfg.beta_max,
+                         N=model_cfg.num_scales)
+
+
+def loss_config(training_cfg) -> LossConfig:
+  return LossConfig(continuous=training_cfg.continuous, reduce_mean=training_cfg.reduce_mean,
+                    likelihood_weighting=training_cfg.likelihood_weighting)
+
+
+def check_regime(regime: str) -> str:
+  if regime not in REGIMES:
+    raise ValueError(f"training.regime={regime!r} is not one of {', '.join(REGIMES)}")
+  return regime
+
+
+def step_config(config) -> StepConfig:
+  """The train step's settings; the moderation only in the 'msgm' regime."""
+  regime = check_regime(config.training.regime)
+  msgm = MSGMConfig.from_config(config.msgm) if regime == "msgm" else None
+  return StepConfig(loss=loss_config(config.training), optim=OptimConfig.from_config(config.optim),
+                    ema_rate=config.model.ema_rate, msgm=msgm)
+
+
+def score_fn_builder(model, sde, continuous: bool, train: bool):
+  """(variables, dropout_rng) -> score_fn(x, t) for `model` (see models.utils.make_score_fn)."""
+  from msgm_jax.models.utils import make_score_fn  # pylint: disable=import-outside-toplevel
+
+  def build(variables, rng):
+    return make_score_fn(model.apply, variables, sde, continuous=continuous, train=train, rng=rng)
+
+  return build
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplerSpec:
+  """How to draw samples: 'pc' (predictor-corrector) or 'ode' (probability flow)."""
+
+  method: str = "pc"
+  predictor: str = "reverse_diffusion"
+  corrector: str = "langevin"
+  snr: float = 0.16
+  n_steps: int = 1
+  probability_flow: bool = False
+  denoise: bool = True
+  eps: float = 1e-3
+  ode_tol: float = 1e-5
+
+  @classmethod
+  def from_config(cls, sampling_cfg) -> "SamplerSpec":
+    spec = cls(method=sampling_cfg.method.lower(), predictor=sampling_cfg.predictor.lower(),
+               corrector=sampling_cfg.corrector.lower(), snr=sampling_cfg.snr,
+               n_steps=sampling_cfg.n_steps_each,
+               probability_flow=sampling_cfg.probability_flow,
+               denoise=sampling_cfg.noise_removal, eps=sampling_cfg.eps,
+               ode_tol=sampling_cfg.ode_tol)
+    if spec.method not in ("pc", "ode"):
+      raise ValueError(f"sampling.method={spec.method!r} is not one of pc, ode")
+    sampling.PREDICTORS.get(spec.predictor)  # fail early with the valid names
+    sampling.CORRECTORS.get(spec.corrector)
+    return spec
+
+  def sample(self, key: Array, sde, score_fn, shape) -> Tuple[Array, Any]:
+    """Draws samples of `shape` with this sampler -> (x, nfe)."""
+    if self.method == "ode":
+      return sampling.ode_sample(key, sde, score_fn, shape, rtol=self.ode_tol, atol=self.ode_tol,
+                                 eps=self.eps, denoise=self.denoise)
+    return sampling.pc_sample(key, sde, score_fn, shape, predictor=self.predictor,
+                              corrector=self.corrector, snr=self.snr, n_steps=self.n_steps,
+                              probability_flow=self.probability_flow, eps=self.eps,
+                              denoise=self.denoise)
+
+
+def model_sampler(spec: SamplerSpec, model, sde, continuous: bool, shape,
+                  adjust: Optional[Callable] = None) -> Callable[[Array, Any], Array]:
+  """f(key, variables) -> samples [shape] from the model's score (optionally transformed by
+  `adjust(score_fn) -> score_fn`, a training-free score adjustment)."""
+  build = score_fn_builder(model, sde, continuous, train=False)
+
+  def sample(key, variables):
+    score_fn = build(variables, None)
+    if adjust is not None:
+      score_fn = adjust(score_fn)
+    return spec.sample(key, sde, score_fn, shape)[0]
+
+  return sample
+
+
+def init_variables(model, data_shape, key: Array):
+  """Initialises the model on a dummy batch of 1 (the labels' value does not matter)."""
+  x = jnp.zeros((1,) + tuple(data_shape), jnp.float32)
+  return jax.jit(functools.partial(model.init, train=False))({"params": key, "dropout": key}, x,
+                                                             jnp.ones((1,), jnp.float32))

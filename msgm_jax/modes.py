@@ -1,0 +1,34 @@
+"""What `python -m msgm_jax.main --mode=...` does: one function per mode, in a registry."""
+
+from msgm_jax import checkpoint, data, train
+from msgm_jax.models import model_from_config
+from msgm_jax.models.summary import summarize
+from msgm_jax.registry import Registry
+
+MODES: Registry = Registry("mode")
+# Errors that mean "fix your command or config": shown as one line, not a traceback.
+USER_ERRORS = (ValueError, FileNotFoundError, train.NonFiniteLoss, checkpoint.CheckpointMismatch,
+               data.DatasetNotPrepared)
+
+
+def _require_workdir(workdir):
+  if not workdir:
+    raise ValueError("this mode needs --workdir=<dir>")
+  return workdir
+
+
+@MODES.register("train")
+def train_mode(config, workdir):
+  train.train_and_evaluate(config, _require_workdir(workdir))
+
+
+@MODES.register("summary")
+def summary_mode(config, workdir):
+  """Prints the parameter table and a last line `params: <N>` (no data, no training)."""
+  del workdir
+  spec = data.DataSpec.from_config(config.data)
+  model = model_from_config(config.model, data_shape=data.data_shape(spec),
+                            centered=spec.centered)
+  table, n = summarize(model, data.data_shape(spec))
+  print(table)
+  print(f"params: {n}")

@@ -1,0 +1,241 @@
+"""The training loop: one config drives one run in one workdir.
+
+    train_and_evaluate(config, workdir)
+
+Rerunning the same command resumes from the last complete checkpoint and ends with exactly the
+parameters an uninterrupted run reaches: the batch at step k and every random draw are pure
+functions of (seed, k), and checkpoints land only on compiled-call boundaries.
+"""
+
+import dataclasses
+import os
+import time
+from typing import Any, Dict, List, Optional
+
+import jax
+import numpy as np
+from absl import logging
+
+from msgm_jax import builders, checkpoint, data, optim, parallel, progress
+from msgm_jax import train_step as train_step_lib
+from msgm_jax import writer as writer_lib
+from msgm_jax.models import model_from_config
+
+
+class NonFiniteLoss(RuntimeError):
+  """The loss became NaN or infinite; the run stops without saving the bad state."""
+
+
+@dataclasses.dataclass
+class Run:
+  """Everything a training run is made of, built once from the config."""
+
+  config: Any
+  workdir: str
+  spec: data.DataSpec
+  shape: tuple
+  sde: Any
+  model: Any
+  step_cfg: train_step_lib.StepConfig
+  tx: Any
+  devices: list
+  key: jax.Array  # the training stream; per-step and per-example keys are folded in
+  init_key: jax.Array
+
+  @property
+  def n_dev(self) -> int:
+    return len(self.devices)
+
+
+def build_run(config, workdir: str) -> Run:
+  spec = data.DataSpec.from_config(config.data)
+  shape = data.data_shape(spec)
+  sde = builders.sde_from_config(config.training, config.model)
+  model = model_from_config(config.model, data_shape=shape, centered=spec.centered)
+  step_cfg = builders.step_config(config)
+  devices = parallel.local_devices(config.training.num_devices or None)
+  init_key, key = jax.random.split(jax.random.key(config.seed))
+  return Run(config, workdir, spec, shape, sde, model, step_cfg,
+             optim.make_transform(step_cfg.optim), devices, key, init_key)
+
+
+def _check_schedule(training_cfg) -> None:
+  k = training_cfg.steps_per_call
+  for name in ("snapshot_freq", "snapshot_freq_for_preemption", "log_freq", "eval_freq",
+               "keep_every", "n_iters"):
+    value = training_cfg[name]
+    if value and value % k and name != "n_iters":
+      raise ValueError(f"training.{name}={value} is not a multiple of training.steps_per_call="
+                       f"{k}; checkpoints and logs land on compiled-call boundaries")
+
+
+def _fresh_state(run: Run) -> train_step_lib.TrainState:
+  variables = builders.init_variables(run.model, run.shape, run.init_key)
+  return train_step_lib.create_train_state(variables, run.tx)
+
+
+def _meta(run: Run, state, step: int) -> Dict[str, Any]:
+  cfg_json = checkpoint.dumps_config(run.config)
+  return {"step": int(step), "data_position": int(step),
+          "config_digest": checkpoint.config_digest(cfg_json), "config": cfg_json,
+          "param_shapes": checkpoint.param_shapes(state.params)}
+
+
+def _initial_state(run: Run, ckpt: checkpoint.Checkpointer) -> train_step_lib.TrainState:
+  """Resume from the workdir, else fine-tune from training.init_from, else initialise."""
+  fresh = _fresh_state(run)
+  latest = ckpt.latest_step()
+  if latest is not None:
+    state, meta = ckpt.restore(latest, fresh)
+    if meta.get("config_digest") != checkpoint.config_digest(checkpoint.dumps_config(run.config)):
+      logging.warning("resuming %s with a config that differs from the one that wrote it",
+                      ckpt.directory)
+    logging.info("resumed from step %d", latest)
+    return state
+  init_from = run.config.training.init_from
+  if init_from:
+    source, step = checkpoint.Checkpointer.for_reading(init_from)
+    step = source.latest_step() if step is None else step
+    if step is None:
+      raise FileNotFoundError(f"training.init_from={init_from} holds no complete checkpoint")
+    state, _ = source.restore(step, fresh)
+    source.close()
+    if run.config.training.restart_step:
+      state = state.replace(step=fresh.step)  # warmup, EMA warm-up and n_iters restart
+    logging.info("fine-tuning from %s (step %d)", init_from, step)
+    return state
+  return fresh
+
+
+class _Batches:
+  """Host batches for steps [s, s + k): SFG every step, NSFG only on moderation steps."""
+
+  def __init__(self, run: Run, start: int):
+    cfg = run.config.training
+    self.period = run.step_cfg.msgm.period if run.step_cfg.msgm else 0
+    nsfg_bs = run.config.msgm.nsfg_batch_size or cfg.batch_size
+    pid, pcount = jax.process_index(), jax.process_count()
+    self.sfg, self.nsfg = data.make_train_streams(
+        run.spec, regime=cfg.regime, batch_size=cfg.batch_size, nsfg_batch_size=nsfg_bs,
+        seed=run.config.seed, start_position=start,
+        nsfg_start_position=-(-start // self.period) if self.period else 0,
+        process_index=pid, process_count=pcount)
+    self.sfg_it = self.sfg.iterator(start)
+    self.nsfg_it = self.nsfg.iterator(-(-start // self.period)) if self.nsfg else None
+    self.sfg_ids = np.arange(self.sfg.local_batch_size, dtype=np.int32) + \
+        pid * self.sfg.local_batch_size
+    if self.nsfg:
+      self.nsfg_ids = np.arange(self.nsfg.local_batch_size, dtype=np.int32) + \
+          pid * self.nsfg.local_batch_size
+      self._zeros = np.zeros((self.nsfg.local_batch_size,) + run.shape, np.float32)
+
+  def one(self, step: int) -> Dict[str, np.ndarray]:
+    batch = {"sfg": next(self.sfg_it)["image"], "sfg_ids": self.sfg_ids}
+    if self.nsfg_it is not None:
+      batch["nsfg"] = next(self.nsfg_it)["image"] if step % self.period == 0 else self._zeros
+      batch["nsfg_ids"] = self.nsfg_ids
+    return batch
+
+  def stacked(self, step: int, k: int, n_dev: int) -> Dict[str, np.ndarray]:
+    """[n_dev, k, B_dev, ...] leaves for k steps from `step`."""
+    steps = [self.one(step + j) for j in range(k)]
+    stacked = {name: np.stack([b[name] for b in steps]) for name in steps[0]}
+    return parallel.shard(stacked, n_dev, batch_axis=1)
+
+  def close(self) -> None:
+    self.sfg_it.close()
+    if self.nsfg_it is not None:
+      self.nsfg_it.close()
+
+
+def _first_bad_step(pending: List, base_steps: List[int]) -> Optional[int]:
+  """Finds the first step whose loss is not finite among fetched per-call metrics."""
+  for start, losses in zip(base_steps, pending):
+    losses = np.asarray(losses).reshape(-1)
+    bad = np.flatnonzero(~np.isfinite(losses))
+    if bad.size:
+      return start + int(bad[0]) + 1
+  return None
+
+
+def _snapshot_samples(run: Run, sample_fn, p_ema, step: int, writer, outdir: str) -> None:
+  """Draws samples with the (replicated) EMA weights; writes a PNG and a TensorBoard image."""
+  x = sample_fn(jax.random.fold_in(run.key, step), p_ema)
+  x = np.asarray(x).reshape((-1,) + run.shape)
+  path = os.path.join(outdir, f"samples_{step:08d}.png")
+  if run.spec.is_points:
+    picture = writer_lib.scatter_png(path, x, title=f"step {step}")
+  else:
+    picture = writer_lib.image_grid(data.get_inverse_scaler(run.spec)(x))
+    writer_lib.save_png(path, picture)
+  writer.image(step, "samples", picture)
+
+
+def _make_sampler(run: Run):
+  cfg = run.config
+  per_dev = -(-cfg.sampling.batch_size // run.n_dev)
+  fn = builders.model_sampler(builders.SamplerSpec.from_config(cfg.sampling), run.model, run.sde,
+                              cfg.training.continuous, (per_dev,) + run.shape)
+  return parallel.data_parallel_sampler(fn, run.devices)
+
+
+def train_and_evaluate(config, workdir: str) -> train_step_lib.TrainState:
+  """Trains (or resumes) until training.n_iters; returns the final unreplicated state."""
+  cfg = config.training
+  _check_schedule(cfg)
+  run = build_run(config, workdir)
+  is_main = jax.process_index() == 0
+  ckpt = checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"),
+                                 max_to_keep=cfg.max_to_keep, keep_period=cfg.keep_every)
+  writer = writer_lib.MetricWriter(workdir, enabled=is_main)
+  state = _initial_state(run, ckpt)
+  step = int(state.step)
+  p_state = parallel.replicate(state, run.devices)
+  build = builders.score_fn_builder(run.model, run.sde, cfg.continuous, train=True)
+  p_step = parallel.data_parallel_step(
+      lambda reduce: train_step_lib.scan_steps(train_step_lib.make_train_step(
+          build, run.sde, run.step_cfg, run.tx, grad_reduce=reduce)), run.devices)
+  sample_fn = _make_sampler(run) if cfg.snapshot_sampling else None
+  batches = _Batches(run, step)
+  bar = progress.Progress(cfg.n_iters, step, enabled=is_main)
+  pending, pending_steps, last_saved = [], [], ckpt.latest_step()
+  t_last, s_last = time.time(), step
+  try:
+    while step < cfg.n_iters:
+      k = min(cfg.steps_per_call, cfg.n_iters - step)
+      batch = parallel.put_sharded(batches.stacked(step, k, run.n_dev), run.devices)
+      p_state, metrics = p_step(p_state, batch, run.key)
+      pending.append(metrics["loss"][0])
+      pending_steps.append(step)
+      step += k
+      save = (step % cfg.snapshot_freq_for_preemption == 0 or step % cfg.snapshot_freq == 0
+              or step == cfg.n_iters)
+      if step % cfg.log_freq == 0 or save:
+        bad = _first_bad_step(pending, pending_steps)
+        if bad is not None:
+          raise NonFiniteLoss(
+              f"loss became non-finite at step {bad}; the last good checkpoint is step "
+              f"{last_saved} in {ckpt.directory} (try a lower optim.lr or optim.grad_clip)")
+        pending, pending_steps = [], []
+        now = time.time()
+        scalars = {k_: float(np.asarray(v)[0, -1]) for k_, v in metrics.items()}
+        scalars["steps_per_sec"] = (step - s_last) / max(now - t_last, 1e-9)
+        t_last, s_last = now, step
+        writer.scalars(step, scalars)
+        bar.update(step, scalars["loss"])
+      else:
+        bar.update(step)
+      if save:
+        ckpt.save(step, parallel.unreplicate(p_state), _meta(run, parallel.unreplicate(p_state),
+                                                            step))
+        last_saved = step
+      if sample_fn is not None and step % cfg.snapshot_freq == 0 and is_main:
+        _snapshot_samples(run, sample_fn, p_state.ema_params, step, writer,
+                          os.path.join(workdir, "samples"))
+        writer.flush()
+  finally:
+    batches.close()
+    bar.close()
+    ckpt.close()
+    writer.close()
+  return jax.device_get(parallel.unreplicate(p_state))

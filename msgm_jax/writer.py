@@ -1,0 +1,87 @@
+"""Run outputs: TensorBoard events (tensorboardX, no TensorFlow), a JSON-lines metrics log,
+and PNG pictures of samples (image grids, or scatter plots for 2-D points)."""
+
+import json
+import math
+import os
+from typing import Dict, Optional
+
+import numpy as np
+
+
+def image_grid(images: np.ndarray, ncol: Optional[int] = None, pad: int = 2) -> np.ndarray:
+  """[N, H, W, C] floats in [0, 1] -> one uint8 [H', W', C] grid with `pad` pixel borders."""
+  images = np.clip(np.asarray(images, np.float32), 0.0, 1.0)
+  n, h, w, c = images.shape
+  ncol = ncol or int(math.ceil(math.sqrt(n)))
+  nrow = int(math.ceil(n / ncol))
+  grid = np.ones((nrow * (h + pad) + pad, ncol * (w + pad) + pad, c), np.float32)
+  for i in range(n):
+    r, q = divmod(i, ncol)
+    grid[pad + r * (h + pad):pad + r * (h + pad) + h, pad + q * (w + pad):
+         pad + q * (w + pad) + w] = images[i]
+  return (grid * 255).round().astype(np.uint8)
+
+
+def save_png(path: str, array: np.ndarray) -> None:
+  from PIL import Image  # pylint: disable=import-outside-toplevel
+  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+  Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array).save(path)
+
+
+def scatter_png(path: str, points: np.ndarray, title: str = "", lim: float = 5.0) -> np.ndarray:
+  """A scatter plot of [N, 2] points saved as PNG; returns it as uint8 [H, W, 3]."""
+  import matplotlib  # pylint: disable=import-outside-toplevel
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+  fig, ax = plt.subplots(figsize=(4, 4), dpi=80)
+  ax.scatter(points[:, 0], points[:, 1], s=2, alpha=0.5)
+  ax.set(xlim=(-lim, lim), ylim=(-lim, lim), title=title, aspect="equal")
+  fig.tight_layout()
+  fig.canvas.draw()
+  rgb = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+  fig.savefig(path)
+  plt.close(fig)
+  return rgb
+
+
+class MetricWriter:
+  """Writes scalars to TensorBoard and to <logdir>/metrics.jsonl; images to TensorBoard.
+
+  Only process 0 should construct one with `enabled=True`; others get a silent writer.
+  """
+
+  def __init__(self, logdir: str, enabled: bool = True):
+    self.logdir = logdir
+    self.enabled = enabled
+    self._tb = None
+    self._jsonl = None
+    if enabled:
+      from tensorboardX import SummaryWriter  # pylint: disable=import-outside-toplevel
+      os.makedirs(logdir, exist_ok=True)
+      self._tb = SummaryWriter(os.path.join(logdir, "tensorboard"))
+      self._jsonl = open(os.path.join(logdir, "metrics.jsonl"), "a", encoding="utf-8")
+
+  def scalars(self, step: int, values: Dict[str, float]) -> None:
+    if not self.enabled:
+      return
+    values = {k: float(v) for k, v in values.items()}
+    for k, v in values.items():
+      self._tb.add_scalar(k, v, step)
+    self._jsonl.write(json.dumps({"step": int(step), **values}) + "\n")
+    self._jsonl.flush()
+
+  def image(self, step: int, tag: str, array: np.ndarray) -> None:
+    """array: uint8 [H, W, C]."""
+    if self.enabled:
+      self._tb.add_image(tag, array, step, dataformats="HWC")
+
+  def flush(self) -> None:
+    if self.enabled:
+      self._tb.flush()
+
+  def close(self) -> None:
+    if self.enabled:
+      self._tb.close()
+      self._jsonl.close()
