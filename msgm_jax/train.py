@@ -194,7 +194,9 @@ def train_and_evaluate(config, workdir: str) -> train_step_lib.TrainState:
   build = builders.score_fn_builder(run.model, run.sde, cfg.continuous, train=True)
   p_step = parallel.data_parallel_step(
       lambda reduce: train_step_lib.scan_steps(train_step_lib.make_train_step(
-          build, run.sde, run.step_cfg, run.tx, grad_reduce=reduce)), run.devices)
+          build, run.sde, run.step_cfg, run.tx, grad_reduce=reduce),
+                                               unroll=jax.default_backend() == "cpu"),
+      run.devices)
   sample_fn = _make_sampler(run) if cfg.snapshot_sampling else None
   batches = _Batches(run, step)
   bar = progress.Progress(cfg.n_iters, step, enabled=is_main)

@@ -82,16 +82,29 @@ def make_train_step(build_score_fn: ScoreFnBuilder, sde, cfg: StepConfig,
     params = optim.apply_updates(state.params, updates, lr)
     ema = optim.ema_update(state.ema_params, params, optim.ema_decay(cfg.ema_rate, state.step))
     new_state = TrainState(state.step + 1, params, ema, opt_state)
-    metrics = {"loss": loss, "lr": lr, "grad_norm": optax.global_norm(grads), **aux}
+    metrics = {"loss": loss, "lr": lr, "grad_norm": optax.tree.norm(grads), **aux}
     return new_state, metrics
 
   return step
 
 
-def scan_steps(step_fn):
-  """Fuses k steps into one call: batch leaves carry a leading [k] axis; metrics are [k]."""
+def scan_steps(step_fn, unroll: bool = False):
+  """Fuses k steps into one call: batch leaves carry a leading [k] axis; metrics are [k].
+
+  unroll: trace the k steps one after another instead of a while loop. XLA:CPU runs gradients
+  inside a while loop ~20x slower (measured: tiny DDPM U-Net, 1.0 s vs 0.05 s per step, even
+  for a one-trip loop, which `lax.scan(unroll=True)` still emits), so CPU runs unroll with a
+  Python loop; GPU/TPU keep the loop, which compiles once whatever k is.
+  """
 
   def multi(state, batches, key):
-    return jax.lax.scan(lambda s, b: step_fn(s, b, key), state, batches)
+    if not unroll:
+      return jax.lax.scan(lambda s, b: step_fn(s, b, key), state, batches)
+    k = jax.tree.leaves(batches)[0].shape[0]
+    metrics = []
+    for i in range(k):
+      state, m = step_fn(state, jax.tree.map(lambda b: b[i], batches), key)
+      metrics.append(m)
+    return state, jax.tree.map(lambda *ms: jnp.stack(ms), *metrics)
 
   return multi
