@@ -1,11 +1,13 @@
 """What `python -m msgm_jax.main --mode=...` does: one function per mode, in a registry."""
 
-from msgm_jax import checkpoint, data, train
+from msgm_jax import checkpoint, data, toy2d, train
 from msgm_jax.models import model_from_config
 from msgm_jax.models.summary import summarize
 from msgm_jax.registry import Registry
 
 MODES: Registry = Registry("mode")
+EXPERIMENTS: Registry = Registry("experiment")
+EXPERIMENTS.add("toy2d", toy2d.run_experiment)
 # Errors that mean "fix your command or config": shown as one line, not a traceback.
 USER_ERRORS = (ValueError, FileNotFoundError, train.NonFiniteLoss, checkpoint.CheckpointMismatch,
                data.DatasetNotPrepared)
@@ -19,7 +21,11 @@ def _require_workdir(workdir):
 
 @MODES.register("train")
 def train_mode(config, workdir):
-  train.train_and_evaluate(config, _require_workdir(workdir))
+  """Trains one run, or runs the experiment the config names (config.experiment.name)."""
+  if "experiment" in config:
+    EXPERIMENTS.get(config.experiment.name)(config, _require_workdir(workdir))
+  else:
+    train.train_and_evaluate(config, _require_workdir(workdir))
 
 
 @MODES.register("summary")
