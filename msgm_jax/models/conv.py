@@ -24,11 +24,13 @@ import numpy as np
 from jax import lax
 
 CONV_IMPLS = ("auto", "xla", "im2col", "hybrid")
-# Measured on the 2-core CI machine (scripts/bench_conv.py): XLA's weight gradient degrades
-# 2-5x beyond about a million input values (e.g. batch 64 x 28 x 28 x 32); below, XLA is as
-# fast or faster and the hybrid's extra patch copy does not pay.
+# Measured on the 2-core CI machine (scripts/bench_conv.py, docs/performance.md): XLA's weight
+# gradient degrades beyond about a million input values per layer (train step of a nf=64 U-Net
+# at batch 64 x 28 x 28: xla 38.5 s, hybrid 14.8 s, auto 14.0 s); at batch 16 or below 32
+# channels XLA is as fast or faster. The forward pass (sampling) is always XLA's: im2col's
+# forward is 2-9x slower there.
 HYBRID_MIN_ELEMENTS = 1 << 20
-HYBRID_MIN_CHANNELS = 16
+HYBRID_MIN_CHANNELS = 32
 
 Padding = Union[str, Sequence[Tuple[int, int]]]
 

@@ -39,12 +39,12 @@ def _convert(name: str, value: Any) -> Any:
   return value.lower() if isinstance(value, str) else value
 
 
-def _check_data_shape(name: str, data_shape: Sequence[int], cfg: ml_collections.ConfigDict):
-  image = name != "mlp"
+def _check_data_shape(cls, data_shape: Sequence[int], cfg: ml_collections.ConfigDict):
+  image = "ch_mult" in {f.name for f in model_fields(cls)}  # the U-Nets; the MLP takes [D]
   if image and len(data_shape) != 3:
-    raise ValueError(f"model {name!r} wants image data [H, W, C], got data_shape {data_shape}")
+    raise ValueError(f"model {cfg.name!r} wants image data [H, W, C], got data_shape {data_shape}")
   if not image and len(data_shape) != 1:
-    raise ValueError(f"model 'mlp' wants vector data [D], got data_shape {data_shape}")
+    raise ValueError(f"model {cfg.name!r} wants vector data [D], got data_shape {data_shape}")
   if image and "ch_mult" in cfg:
     factor = 2**(len(cfg.ch_mult) - 1)
     if data_shape[0] % factor or data_shape[1] % factor:
@@ -65,7 +65,7 @@ def model_from_config(model_cfg: ml_collections.ConfigDict, *, data_shape: Seque
   if "name" not in model_cfg:
     raise ValueError("config.model.name is required (one of: " + ", ".join(MODELS.names()) + ")")
   cls = MODELS.get(model_cfg.name)
-  _check_data_shape(model_cfg.name, tuple(data_shape), model_cfg)
+  _check_data_shape(cls, tuple(data_shape), model_cfg)
   for key, value in _FIXED.items():
     if key in model_cfg and _convert(key, model_cfg[key]) != _convert(key, value):
       raise ValueError(f"config.model.{key}={model_cfg[key]!r} is not supported (only {value!r})")

@@ -14,13 +14,13 @@ CASES = [
     (3, 1, "SAME", 1),  # conv3x3
     (3, 2, "SAME", 1),  # Downsample with conv (pads (0, 1))
     (1, 1, "SAME", 1),  # conv1x1 / Combine
-    (3, 1, "VALID", 1),
     (3, 2, "VALID", 1),  # FIR conv_downsample_2d
     (3, 1, ((2, 2), (2, 2)), 2),  # FIR upsample_conv_2d (transposed conv)
 ]
 
 
-IMPLS = ("xla", "im2col", "hybrid")
+# "xla" is the reference's own lax call (tested against flax.linen.Conv below).
+IMPLS = ("im2col", "hybrid")
 
 
 def _reference(x, w, stride, padding, dilation):
@@ -109,7 +109,7 @@ def test_conv_module_is_flax_conv_with_portable_params(fast_jit):
     out = {}
     for stride in (1, 2):
       out[stride, "flax"] = nn.Conv(6, (3, 3), strides=stride, padding="SAME").apply(params, x)
-      for impl in ("xla", "im2col", "hybrid"):
+      for impl in ("xla", "im2col"):  # hybrid's forward is XLA's by construction
         out[stride, impl] = conv.Conv(6, 3, stride=stride, conv_impl=impl).apply(params, x)
     return out
 

@@ -32,8 +32,7 @@ def init_shapes(model, shape, batch=1):
 
 def out_shape(model, shape, batch=2):
   x, labels = jnp.zeros((batch, *shape)), jnp.ones((batch,))
-  variables = init_shapes(model, shape)
-  return jax.eval_shape(lambda v: model.apply(v, x, labels, train=False), variables)
+  return jax.eval_shape(lambda: model.init_with_output(KEY, x, labels, train=False))[0]
 
 
 # Reference counts of score_sde's Flax models for these configs (CIFAR-10, 32x32x3).
@@ -73,9 +72,8 @@ def test_parameter_names_follow_score_sde():
   assert set(p["AttnBlock_0"]) == {"GroupNorm_0", "NIN_0", "NIN_1", "NIN_2", "NIN_3"}
 
 
-@pytest.mark.parametrize("relpath,size", [("vp/cifar10_ddpmpp_continuous.py", 32),
-                                          ("ve/cifar10_ncsnpp_continuous.py", 64),
-                                          ("vp/cifar10_ddpm_continuous.py", 64)])
+@pytest.mark.parametrize("relpath,size", [("vp/cifar10_ddpm_continuous.py", 32),
+                                          ("ve/cifar10_ncsnpp_continuous.py", 64)])
 def test_full_models_output_shapes(relpath, size):
   config = load_config(relpath)
   model = model_from_config(config.model, data_shape=(size, size, 3), centered=False)
@@ -95,9 +93,9 @@ NCSNPP_VARIANTS = [
 
 
 @pytest.mark.parametrize("fields", NCSNPP_VARIANTS)
-@pytest.mark.parametrize("shape", [(8, 8, 3), (28, 28, 1)])
-def test_ncsnpp_variants_shapes(fields, shape):
-  assert out_shape(get_model("ncsnpp", **TINY, **fields), shape).shape == (2, *shape)
+def test_ncsnpp_variants_shapes(fields):
+  """28x28 (MNIST) here; 8x8 and 4x4 inputs run for real below and in test_models_train.py."""
+  assert out_shape(get_model("ncsnpp", **TINY, **fields), (28, 28, 1)).shape == (2, 28, 28, 1)
 
 
 def test_ddpm_and_mlp_shapes():

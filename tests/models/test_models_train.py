@@ -9,11 +9,12 @@ import pytest
 from msgm_jax import sde as sde_lib
 from msgm_jax.models import get_model, make_score_fn
 
-# No attention (its numerics are tested in test_models_nets.py): it would double the compile.
-TINY = dict(nf=16, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(), centered=True)
+# Kept small because a U-Net's gradient compiles for ~5-12 s of CPU per level: no attention (its
+# numerics are tested in test_models_nets.py), a one-level DDPM, a two-level FIR NCSN++.
+TINY = dict(nf=16, num_res_blocks=1, attn_resolutions=(), centered=True)
 CASES = {
-    "ddpm": (get_model("ddpm", **TINY, num_groups=4), sde_lib.VPSDE()),
-    "ncsnpp": (get_model("ncsnpp", **TINY, fir=True,
+    "ddpm": (get_model("ddpm", **TINY, ch_mult=(1,), num_groups=4), sde_lib.VPSDE()),
+    "ncsnpp": (get_model("ncsnpp", **TINY, ch_mult=(1, 2), fir=True,
                          progressive_input="residual", scale_by_sigma=True),
                sde_lib.VESDE(sigma_min=0.01, sigma_max=5.0)),
 }
