@@ -163,15 +163,14 @@ def _snapshot_samples(run: Run, sample_fn, p_ema, step: int, writer, outdir: str
   x = sample_fn(jax.random.fold_in(run.key, step), p_ema)
   x = np.asarray(x).reshape((-1,) + run.shape)
   path = os.path.join(outdir, f"samples_{step:08d}.png")
-  if run.spec.is_points:
-    picture = writer_lib.scatter_png(path, x, title=f"step {step}")
-  else:
-    picture = writer_lib.image_grid(data.get_inverse_scaler(run.spec)(x))
-    writer_lib.save_png(path, picture)
+  picture = writer_lib.save_samples_png(path, x, data.get_inverse_scaler(run.spec),
+                                        points=run.spec.is_points, title=f"step {step}")
   writer.image(step, "samples", picture)
 
 
-def _make_sampler(run: Run):
+def make_sampler(run: Run):
+  """f(key, replicated variables) -> [n_devices, B / n_devices, ...] samples drawn with the
+  sampler of config.sampling, sampling.batch_size (rounded up to the devices) per call."""
   cfg = run.config
   per_dev = -(-cfg.sampling.batch_size // run.n_dev)
   fn = builders.model_sampler(builders.SamplerSpec.from_config(cfg.sampling), run.model, run.sde,
@@ -197,7 +196,7 @@ def train_and_evaluate(config, workdir: str) -> train_step_lib.TrainState:
           build, run.sde, run.step_cfg, run.tx, grad_reduce=reduce),
                                                unroll=jax.default_backend() == "cpu"),
       run.devices)
-  sample_fn = _make_sampler(run) if cfg.snapshot_sampling else None
+  sample_fn = make_sampler(run) if cfg.snapshot_sampling else None
   batches = _Batches(run, step)
   bar = progress.Progress(cfg.n_iters, step, enabled=is_main)
   pending, pending_steps, last_saved = [], [], ckpt.latest_step()
