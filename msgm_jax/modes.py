@@ -1,6 +1,6 @@
 """What `python -m msgm_jax.main --mode=...` does: one function per mode, in a registry."""
 
-from msgm_jax import checkpoint, data, toy2d, train
+from msgm_jax import checkpoint, data, evaluate, sample, toy2d, train
 from msgm_jax.models import model_from_config
 from msgm_jax.models.summary import summarize
 from msgm_jax.registry import Registry
@@ -26,6 +26,18 @@ def train_mode(config, workdir):
     EXPERIMENTS.get(config.experiment.name)(config, _require_workdir(workdir))
   else:
     train.train_and_evaluate(config, _require_workdir(workdir))
+
+
+@MODES.register("eval")
+def eval_mode(config, workdir):
+  """DSM loss and bits/dim of checkpoints on SFG and NSFG test data (msgm_jax/evaluate.py)."""
+  evaluate.evaluate(config, _require_workdir(workdir))
+
+
+@MODES.register("sample")
+def sample_mode(config, workdir):
+  """eval.num_samples samples of a checkpoint to <workdir>/samples (msgm_jax/sample.py)."""
+  sample.sample(config, _require_workdir(workdir))
 
 
 @MODES.register("summary")

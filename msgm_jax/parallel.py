@@ -78,13 +78,31 @@ def data_parallel_step(make_step: Callable[[Callable], Callable], devices: Seque
                   donate_argnums=(0,) if donate else ())
 
 
+def _device_key(key: jax.Array) -> jax.Array:
+  """The key folded with this device's index: a distinct random stream per device."""
+  return jax.random.fold_in(key, jax.lax.axis_index(AXIS))
+
+
 def data_parallel_sampler(sample_fn: Callable[[Any, Any], Any], devices: Sequence) -> Callable:
   """pmaps sample_fn(key, params) -> x with a distinct key per device.
 
   Returns f(key, replicated_params) -> x with leaves [n_devices, ...].
   """
+  return jax.pmap(lambda key, params: sample_fn(_device_key(key), params), axis_name=AXIS,
+                  devices=devices, in_axes=(None, 0))
 
-  def per_device(key, params):
-    return sample_fn(jax.random.fold_in(key, jax.lax.axis_index(AXIS)), params)
 
-  return jax.pmap(per_device, axis_name=AXIS, devices=devices, in_axes=(None, 0))
+def data_parallel_map(fn: Callable[[Any, Any, Any], Any], devices: Sequence,
+                      distinct_keys: bool = True) -> Callable:
+  """pmaps fn(params, batch, key) -> out over devices, for evaluation (no reduction).
+
+  params: replicated; batch: sharded leaves [n_devices, ...]; key: one unreplicated key,
+  folded with the device index when `distinct_keys` (e.g. Hutchinson probes), else the same
+  on every device (for noise derived from global example ids, independent of the layout).
+  Returns f(params, batch, key) -> out with leaves [n_devices, ...].
+  """
+
+  def per_device(params, batch, key):
+    return fn(params, batch, _device_key(key) if distinct_keys else key)
+
+  return jax.pmap(per_device, axis_name=AXIS, devices=devices, in_axes=(0, 0, None))

@@ -56,12 +56,16 @@ def base() -> ml_collections.ConfigDict:
   sampling.ode_tol = 1e-5  # rtol = atol of the probability-flow ODE sampler
 
   config.eval = evaluate = ml_collections.ConfigDict()
+  # --mode=eval: checkpoints with begin_ckpt <= step <= end_ckpt (training steps; 0/0: the
+  # latest only; end 0: no upper bound). --mode=sample: step begin_ckpt, or the latest if 0.
   evaluate.begin_ckpt = 0
   evaluate.end_ckpt = 0
-  evaluate.batch_size = 128
+  evaluate.batch_size = 128  # also the batch of training's eval_loss (every training.eval_freq)
+  evaluate.num_batches = 4  # eval mode's DSM loss: this many batches per subset
   evaluate.enable_bpd = True
-  evaluate.bpd_dataset = "test"
-  evaluate.num_samples = 256
+  evaluate.bpd_dataset = "test"  # the split of every evaluation (DSM loss and likelihood)
+  evaluate.bpd_num_examples = 256  # likelihoods: the first this many of each of SFG and NSFG
+  evaluate.num_samples = 256  # --mode=sample
 
   config.data = data = ml_collections.ConfigDict()
   data.dataset = "CIFAR10"

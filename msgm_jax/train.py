@@ -16,7 +16,7 @@ import jax
 import numpy as np
 from absl import logging
 
-from msgm_jax import builders, checkpoint, data, optim, parallel, progress
+from msgm_jax import builders, checkpoint, data, eval_loss, optim, parallel, progress
 from msgm_jax import train_step as train_step_lib
 from msgm_jax import writer as writer_lib
 from msgm_jax.models import model_from_config
@@ -163,20 +163,31 @@ def _snapshot_samples(run: Run, sample_fn, p_ema, step: int, writer, outdir: str
   x = sample_fn(jax.random.fold_in(run.key, step), p_ema)
   x = np.asarray(x).reshape((-1,) + run.shape)
   path = os.path.join(outdir, f"samples_{step:08d}.png")
-  if run.spec.is_points:
-    picture = writer_lib.scatter_png(path, x, title=f"step {step}")
-  else:
-    picture = writer_lib.image_grid(data.get_inverse_scaler(run.spec)(x))
-    writer_lib.save_png(path, picture)
+  picture = writer_lib.save_samples_png(path, x, data.get_inverse_scaler(run.spec),
+                                        points=run.spec.is_points, title=f"step {step}")
   writer.image(step, "samples", picture)
 
 
-def _make_sampler(run: Run):
+def make_sampler(run: Run):
+  """f(key, replicated variables) -> [n_devices, B / n_devices, ...] samples drawn with the
+  sampler of config.sampling, sampling.batch_size (rounded up to the devices) per call."""
   cfg = run.config
   per_dev = -(-cfg.sampling.batch_size // run.n_dev)
   fn = builders.model_sampler(builders.SamplerSpec.from_config(cfg.sampling), run.model, run.sde,
                               cfg.training.continuous, (per_dev,) + run.shape)
   return parallel.data_parallel_sampler(fn, run.devices)
+
+
+def _training_eval(run: Run) -> Optional[eval_loss.TrainingEval]:
+  """The eval_loss of the EMA parameters, every training.eval_freq steps (0: never)."""
+  cfg = run.config
+  if not cfg.training.eval_freq:
+    return None
+  build = builders.score_fn_builder(run.model, run.sde, cfg.training.continuous, train=False)
+  return eval_loss.TrainingEval(
+      run.spec, cfg.training.regime, split=cfg.eval.bpd_dataset,
+      batch_size=cfg.eval.batch_size, seed=cfg.seed, build_score_fn=build, sde=run.sde,
+      loss_cfg=run.step_cfg.loss, devices=run.devices, init_key=run.init_key)
 
 
 def train_and_evaluate(config, workdir: str) -> train_step_lib.TrainState:
@@ -197,7 +208,8 @@ def train_and_evaluate(config, workdir: str) -> train_step_lib.TrainState:
           build, run.sde, run.step_cfg, run.tx, grad_reduce=reduce),
                                                unroll=jax.default_backend() == "cpu"),
       run.devices)
-  sample_fn = _make_sampler(run) if cfg.snapshot_sampling else None
+  sample_fn = make_sampler(run) if cfg.snapshot_sampling else None
+  evaluator = _training_eval(run)
   batches = _Batches(run, step)
   bar = progress.Progress(cfg.n_iters, step, enabled=is_main)
   pending, pending_steps, last_saved = [], [], ckpt.latest_step()
@@ -227,6 +239,8 @@ def train_and_evaluate(config, workdir: str) -> train_step_lib.TrainState:
         bar.update(step, scalars["loss"])
       else:
         bar.update(step)
+      if evaluator is not None and step % cfg.eval_freq == 0:
+        writer.scalars(step, evaluator(p_state.ema_params))  # fetched before p_state is donated
       if save:
         ckpt.save(step, parallel.unreplicate(p_state), _meta(run, parallel.unreplicate(p_state),
                                                             step))

@@ -4,7 +4,7 @@ and PNG pictures of samples (image grids, or scatter plots for 2-D points)."""
 import json
 import math
 import os
-from typing import Dict, Optional
+from typing import Callable, Dict, Optional
 
 import numpy as np
 
@@ -44,6 +44,17 @@ def scatter_png(path: str, points: np.ndarray, title: str = "", lim: float = 5.0
   fig.savefig(path)
   plt.close(fig)
   return rgb
+
+
+def save_samples_png(path: str, samples: np.ndarray, inverse_scaler: Callable, *, points: bool,
+                     title: str = "") -> np.ndarray:
+  """Samples in model space -> a PNG: a scatter plot of [N, 2] points, else a grid of
+  [N, H, W, C] images mapped to [0, 1] by inverse_scaler. Returns the picture, uint8 [H, W, C]."""
+  if points:
+    return scatter_png(path, samples, title=title)
+  picture = image_grid(inverse_scaler(samples))
+  save_png(path, picture)
+  return picture
 
 
 class MetricWriter:
