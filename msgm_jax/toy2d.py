@@ -18,6 +18,7 @@ import numpy as np
 from absl import logging
 
 from msgm_jax import adjust, builders, exact, parallel, train
+from msgm_jax import sample as sample_lib
 from msgm_jax.data import DataSpec
 from msgm_jax.toy_metrics import toy_metrics
 
@@ -67,12 +68,8 @@ def _row_config(config, name: str):
 def _sample_trained(row_cfg, ema, n: int, key, adjust_fn=None) -> np.ndarray:
   """n samples from a trained row's EMA model, optionally with a score adjustment."""
   run = train.build_run(row_cfg, "")
-  spec = builders.SamplerSpec.from_config(row_cfg.sampling)
-  fn = parallel.data_parallel_sampler(
-      builders.model_sampler(spec, run.model, run.sde, row_cfg.training.continuous,
-                             (-(-n // run.n_dev),) + run.shape, adjust=adjust_fn), run.devices)
-  x = fn(key, parallel.replicate(ema, run.devices))
-  return np.asarray(x).reshape((-1,) + run.shape)[:n]
+  sampler = train.make_sampler(run, adjust_fn)
+  return sample_lib.draw(sampler, parallel.replicate(ema, run.devices), key, n)
 
 
 def _nsfg_reference(exp_cfg, mix, nsfg) -> adjust.NSFGReference:
