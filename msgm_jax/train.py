@@ -191,6 +191,46 @@ def _training_eval(run: Run) -> Optional[eval_loss.TrainingEval]:
       loss_cfg=run.step_cfg.loss, devices=run.devices, init_key=run.init_key)
 
 
+class _Monitor:
+  """Keeps per-call losses on device until a log or save step, then checks they are finite
+  and writes the scalars (one device-to-host sync per log, not per step)."""
+
+  def __init__(self, writer, bar, step: int, last_saved: Optional[int], ckpt_dir: str):
+    self.writer, self.bar, self.last_saved, self.ckpt_dir = writer, bar, last_saved, ckpt_dir
+    self.pending, self.pending_steps = [], []
+    self.t_last, self.s_last = time.time(), step
+
+  def add(self, start: int, metrics) -> None:
+    self.pending.append(metrics["loss"][0])
+    self.pending_steps.append(start)
+
+  def flush(self, step: int, metrics) -> None:
+    """Raises NonFiniteLoss naming the first bad step; else logs the last step's metrics."""
+    bad = _first_bad_step(self.pending, self.pending_steps)
+    if bad is not None:
+      raise NonFiniteLoss(
+          f"loss became non-finite at step {bad}; the last good checkpoint is step "
+          f"{self.last_saved} in {self.ckpt_dir} (try a lower optim.lr or optim.grad_clip)")
+    self.pending, self.pending_steps = [], []
+    now = time.time()
+    scalars = {k: float(np.asarray(v)[0, -1]) for k, v in metrics.items()}
+    scalars["steps_per_sec"] = (step - self.s_last) / max(now - self.t_last, 1e-9)
+    self.t_last, self.s_last = now, step
+    self.writer.scalars(step, scalars)
+    self.bar.update(step, scalars["loss"])
+
+
+def _compiled_step(run: Run):
+  """The pmapped multi-step; unrolled on CPU (see train_step.scan_steps)."""
+  build = builders.score_fn_builder(run.model, run.sde, run.config.training.continuous,
+                                    train=True)
+  unroll = jax.default_backend() == "cpu"
+  return parallel.data_parallel_step(
+      lambda reduce: train_step_lib.scan_steps(train_step_lib.make_train_step(
+          build, run.sde, run.step_cfg, run.tx, grad_reduce=reduce), unroll=unroll),
+      run.devices)
+
+
 def train_and_evaluate(config, workdir: str) -> train_step_lib.TrainState:
   """Trains (or resumes) until training.n_iters; returns the final unreplicated state."""
   cfg = config.training
@@ -203,49 +243,31 @@ def train_and_evaluate(config, workdir: str) -> train_step_lib.TrainState:
   state = _initial_state(run, ckpt)
   step = int(state.step)
   p_state = parallel.replicate(state, run.devices)
-  build = builders.score_fn_builder(run.model, run.sde, cfg.continuous, train=True)
-  p_step = parallel.data_parallel_step(
-      lambda reduce: train_step_lib.scan_steps(train_step_lib.make_train_step(
-          build, run.sde, run.step_cfg, run.tx, grad_reduce=reduce),
-                                               unroll=jax.default_backend() == "cpu"),
-      run.devices)
+  p_step = _compiled_step(run)
   sample_fn = make_sampler(run) if cfg.snapshot_sampling else None
   evaluator = _training_eval(run)
   batches = _Batches(run, step)
   bar = progress.Progress(cfg.n_iters, step, enabled=is_main)
-  pending, pending_steps, last_saved = [], [], ckpt.latest_step()
-  t_last, s_last = time.time(), step
+  monitor = _Monitor(writer, bar, step, ckpt.latest_step(), ckpt.directory)
   try:
     while step < cfg.n_iters:
       k = min(cfg.steps_per_call, cfg.n_iters - step)
       batch = parallel.put_sharded(batches.stacked(step, k, run.n_dev), run.devices)
       p_state, metrics = p_step(p_state, batch, run.key)
-      pending.append(metrics["loss"][0])
-      pending_steps.append(step)
+      monitor.add(step, metrics)
       step += k
       save = (step % cfg.snapshot_freq_for_preemption == 0 or step % cfg.snapshot_freq == 0
               or step == cfg.n_iters)
       if step % cfg.log_freq == 0 or save:
-        bad = _first_bad_step(pending, pending_steps)
-        if bad is not None:
-          raise NonFiniteLoss(
-              f"loss became non-finite at step {bad}; the last good checkpoint is step "
-              f"{last_saved} in {ckpt.directory} (try a lower optim.lr or optim.grad_clip)")
-        pending, pending_steps = [], []
-        now = time.time()
-        scalars = {k_: float(np.asarray(v)[0, -1]) for k_, v in metrics.items()}
-        scalars["steps_per_sec"] = (step - s_last) / max(now - t_last, 1e-9)
-        t_last, s_last = now, step
-        writer.scalars(step, scalars)
-        bar.update(step, scalars["loss"])
+        monitor.flush(step, metrics)
       else:
         bar.update(step)
       if evaluator is not None and step % cfg.eval_freq == 0:
         writer.scalars(step, evaluator(p_state.ema_params))  # fetched before p_state is donated
       if save:
-        ckpt.save(step, parallel.unreplicate(p_state), _meta(run, parallel.unreplicate(p_state),
-                                                            step))
-        last_saved = step
+        state = parallel.unreplicate(p_state)
+        ckpt.save(step, state, _meta(run, state, step))
+        monitor.last_saved = step
       if sample_fn is not None and step % cfg.snapshot_freq == 0 and is_main:
         _snapshot_samples(run, sample_fn, p_state.ema_params, step, writer,
                           os.path.join(workdir, "samples"))
