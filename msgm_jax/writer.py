@@ -9,9 +9,16 @@ from typing import Callable, Dict, Optional
 import numpy as np
 
 
-def image_grid(images: np.ndarray, ncol: Optional[int] = None, pad: int = 2) -> np.ndarray:
-  """[N, H, W, C] floats in [0, 1] -> one uint8 [H', W', C] grid with `pad` pixel borders."""
+def image_grid(images: np.ndarray, ncol: Optional[int] = None, pad: int = 2,
+               min_size: int = 32) -> np.ndarray:
+  """[N, H, W, C] floats in [0, 1] -> one uint8 [H', W', C] grid with `pad` pixel borders.
+
+  Images smaller than min_size pixels are enlarged by an integer factor (nearest neighbour),
+  so 8x8 digits stay visible.
+  """
   images = np.clip(np.asarray(images, np.float32), 0.0, 1.0)
+  factor = max(1, -(-min_size // images.shape[1]))
+  images = images.repeat(factor, axis=1).repeat(factor, axis=2)
   n, h, w, c = images.shape
   ncol = ncol or int(math.ceil(math.sqrt(n)))
   nrow = int(math.ceil(n / ncol))
