@@ -12,7 +12,7 @@ from msgm_jax import presets
 from msgm_jax.models import presets as model_presets
 
 ROWS = ("exact_standard,exact_sfg,standard,unseen,orthogonal_elementwise,orthogonal_inner,"
-        "obtuse_release,obtuse_repel,unseen+free_orthogonal,unseen+free_obtuse")
+        "obtuse_release,obtuse_repel,obtuse_repel_hinge,unseen+free_orthogonal,unseen+free_obtuse")
 
 
 def get_config():

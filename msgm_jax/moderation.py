@@ -12,8 +12,10 @@ back to x_u. The terms act on the model score s there, through the product s * (
 - obtuse / sign=release: reduce(s std z). Minimising it makes <s, z> negative, aligning s with
   -z, which points TOWARDS x_u, and it is unbounded below.
 - obtuse / sign=repel: -reduce(s std z): makes <s, -z> negative, an obtuse angle with the
-  direction to x_u (the geometric reading). hinge=True bounds either sign with relu(.), so the
-  term stops pushing once the angle condition holds.
+  direction to x_u (the geometric reading). hinge=True bounds either sign with relu(. + margin)
+  (margin in units of the reduced product): with margin 0 the term stops pushing once the angle
+  is right (repel: once s no longer points towards x_u); a positive margin asks for a strictly
+  obtuse angle, <s std, -z> / D <= -margin.
 """
 
 import dataclasses
@@ -35,13 +37,14 @@ OBTUSE_SIGNS = ("release", "repel")
 
 @dataclasses.dataclass(frozen=True)
 class MSGMConfig:
-  """variant: orthogonal | obtuse; form (orthogonal); sign and hinge (obtuse);
+  """variant: orthogonal | obtuse; form (orthogonal); sign, hinge and margin (obtuse);
   alpha: weight of the moderation term; period: applied when step % period == 0."""
 
   variant: str = "orthogonal"
   form: str = "elementwise"
   sign: str = "release"
   hinge: bool = False
+  margin: float = 0.0
   alpha: float = 0.01
   period: int = 4
 
@@ -86,10 +89,10 @@ def orthogonal(p: Perturbed, cfg: LossConfig, mcfg: MSGMConfig) -> Array:
 def obtuse(p: Perturbed, cfg: LossConfig, mcfg: MSGMConfig) -> Array:
   """Per-example obtuse moderation [B]."""
   sign = 1.0 if mcfg.sign == "release" else -1.0
-  value = sign * reduce_scale(cfg, p.z.shape) * flat_mean(p.score * _direction(p, cfg))
+  value = sign * flat_mean(p.score * _direction(p, cfg))
   if mcfg.hinge:
-    value = jax.nn.relu(value)
-  return value * p.weight
+    value = jax.nn.relu(value + mcfg.margin)
+  return reduce_scale(cfg, p.z.shape) * value * p.weight
 
 
 def moderation_loss(keys: Array, x: Array, score_fn, sde, cfg: LossConfig,

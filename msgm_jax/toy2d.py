@@ -30,25 +30,32 @@ TRAINED = {
                                "msgm.form": "elementwise"},
     "orthogonal_inner": {"training.regime": "msgm", "msgm.variant": "orthogonal",
                          "msgm.form": "inner"},
-    "obtuse_release": {"training.regime": "msgm", "msgm.variant": "obtuse", "msgm.sign": "release"},
-    "obtuse_repel": {"training.regime": "msgm", "msgm.variant": "obtuse", "msgm.sign": "repel"},
+    "obtuse_release": {"training.regime": "msgm", "msgm.variant": "obtuse", "msgm.sign": "release",
+                       "msgm.hinge": False},
+    "obtuse_repel": {"training.regime": "msgm", "msgm.variant": "obtuse", "msgm.sign": "repel",
+                     "msgm.hinge": False},
+    # The project's default variant: repel, hinged, margin 1 (a strictly obtuse angle).
     "obtuse_repel_hinge": {"training.regime": "msgm", "msgm.variant": "obtuse",
-                           "msgm.sign": "repel", "msgm.hinge": True},
+                           "msgm.sign": "repel", "msgm.hinge": True, "msgm.margin": 1.0},
 }
 # Training-free rows: the exact scores of the full / SFG-only mixture, and a trained row's
 # model under a sampling-time score adjustment (msgm_jax/adjust.py).
 EXACT = ("exact_standard", "exact_sfg")
 FREE = {"unseen+free_orthogonal": ("unseen", "orthogonal"),
         "unseen+free_obtuse": ("unseen", "obtuse")}
-_SWEEP = re.compile(r"^(?P<base>[a-z_]+)@a(?P<alpha>[0-9.e-]+)p(?P<period>\d+)$")
+_SWEEP = re.compile(
+    r"^(?P<base>[a-z_]+)@a(?P<alpha>[0-9.e-]+)p(?P<period>\d+)(m(?P<margin>[0-9.e-]+))?$")
 
 
 def row_overrides(name: str) -> Dict[str, object]:
-  """Overrides of a trained row; 'base@a<alpha>p<period>' sweeps msgm.alpha / msgm.period."""
+  """Overrides of a trained row; 'base@a<alpha>p<period>[m<margin>]' sets msgm.alpha,
+  msgm.period (and the hinge margin)."""
   match = _SWEEP.match(name)
   if match:
     out = dict(row_overrides(match["base"]))
     out.update({"msgm.alpha": float(match["alpha"]), "msgm.period": int(match["period"])})
+    if match["margin"]:
+      out["msgm.margin"] = float(match["margin"])
     return out
   if name not in TRAINED:
     valid = sorted(TRAINED) + list(EXACT) + sorted(FREE)

@@ -50,6 +50,16 @@ def test_obtuse_signs_and_hinge_by_hand():
                              [0.05 / 4, 0.0], rtol=1e-5)
 
 
+def test_hinge_margin_asks_for_a_strictly_obtuse_angle():
+  # repel values: example 0: 0.05 / 4 = 0.0125; example 1: -1.2 / 4 = -0.3.
+  np.testing.assert_allclose(
+      _term(_p(), variant="obtuse", sign="repel", hinge=True, margin=0.1), [0.1125, 0.0],
+      rtol=1e-5)
+  np.testing.assert_allclose(
+      _term(_p(), HALF_SUM, variant="obtuse", sign="repel", hinge=True, margin=0.4),
+      [2 * 0.4125, 2 * 0.1], rtol=1e-5)
+
+
 def test_likelihood_weighting_uses_z_over_std_times_weight():
   cfg = LossConfig(reduce_mean=True, likelihood_weighting=True)
   w = jnp.array([3.0, 5.0])
