@@ -76,7 +76,7 @@ def open_checkpoints(workdir: str) -> checkpoint.Checkpointer:
 
 def state_template(run: train.Run) -> Any:
   """The run's TrainState as shapes only (jax.eval_shape: nothing initialised or compiled)."""
-  return jax.eval_shape(lambda: train._fresh_state(run))  # pylint: disable=protected-access
+  return jax.eval_shape(lambda: train.fresh_state(run))
 
 
 def restore_ema(ckpt: checkpoint.Checkpointer, step: int, template, devices: Sequence) -> Any:

@@ -140,7 +140,7 @@ def table(results: Dict[str, Dict]) -> str:
   head = "| row | " + " | ".join(c[1] for c in COLUMNS) + " | SFG mode shares |"
   lines = [head, "|" + "---|" * (len(COLUMNS) + 2)]
   for name, m in results.items():
-    cells = [fmt.format(m[key]) for key, _, fmt in COLUMNS]
+    cells = ["n/a" if m[key] is None else fmt.format(m[key]) for key, _, fmt in COLUMNS]
     shares = " / ".join(f"{s:.2f}" for s in m["mode_shares"])
     lines.append(f"| {name} | " + " | ".join(cells) + f" | {shares} |")
   return "\n".join(lines)

@@ -60,7 +60,8 @@ def toy_metrics(x: np.ndarray, mix: GaussianMixture, nsfg: Sequence[int], *,
       "nsfg_rate": float(np.isin(comp, nsfg).sum() / n),
       "disc_ratio": float(in_disc / disc_probability(sfg_mix, center, radius)),
       "offmanifold": float((np.sum(np.min(dist, axis=1) > offmanifold_k) + (~finite).sum()) / n),
-      "sliced_w1": sliced_w1(xf[is_sfg], ref) if is_sfg.sum() > 1 else float("nan"),
+      # None (JSON null) when fewer than two samples land on an SFG mode.
+      "sliced_w1": float(sliced_w1(xf[is_sfg], ref)) if is_sfg.sum() > 1 else None,
       "mode_shares": [float(s) for s in shares],
       "n": int(n),
   }

@@ -69,7 +69,7 @@ def _check_schedule(training_cfg) -> None:
                        f"{k}; checkpoints and logs land on compiled-call boundaries")
 
 
-def _fresh_state(run: Run) -> train_step_lib.TrainState:
+def fresh_state(run: Run) -> train_step_lib.TrainState:
   variables = builders.init_variables(run.model, run.shape, run.init_key)
   return train_step_lib.create_train_state(variables, run.tx)
 
@@ -83,7 +83,7 @@ def _meta(run: Run, state, step: int) -> Dict[str, Any]:
 
 def _initial_state(run: Run, ckpt: checkpoint.Checkpointer) -> train_step_lib.TrainState:
   """Resume from the workdir, else fine-tune from training.init_from, else initialise."""
-  fresh = _fresh_state(run)
+  fresh = fresh_state(run)
   latest = ckpt.latest_step()
   if latest is not None:
     state, meta = ckpt.restore(latest, fresh)
@@ -220,7 +220,7 @@ class _Monitor:
     self.bar.update(step, scalars["loss"])
 
 
-def _compiled_step(run: Run):
+def compiled_step(run: Run):
   """The pmapped multi-step; unrolled on CPU (see train_step.scan_steps)."""
   build = builders.score_fn_builder(run.model, run.sde, run.config.training.continuous,
                                     train=True)
@@ -243,7 +243,7 @@ def train_and_evaluate(config, workdir: str) -> train_step_lib.TrainState:
   state = _initial_state(run, ckpt)
   step = int(state.step)
   p_state = parallel.replicate(state, run.devices)
-  p_step = _compiled_step(run)
+  p_step = compiled_step(run)
   sample_fn = make_sampler(run) if cfg.snapshot_sampling else None
   evaluator = _training_eval(run)
   batches = _Batches(run, step)

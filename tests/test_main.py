@@ -29,7 +29,7 @@ def _cli(*args, wait=True, timeout=600):
 
 
 def _final_state(workdir, step):
-  like = train._fresh_state(train.build_run(tiny_toy_config(), workdir))  # pylint: disable=protected-access
+  like = train.fresh_state(train.build_run(tiny_toy_config(), workdir))
   ckpt, _ = checkpoint.Checkpointer.for_reading(workdir)
   state, _ = ckpt.restore(step, like)
   ckpt.close()

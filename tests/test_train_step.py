@@ -16,7 +16,7 @@ STEPS = 3
 def _run(config, n_devices, steps_per_call=1):
   config.training.num_devices = n_devices
   run = train.build_run(config, "/unused")
-  state = train._fresh_state(run)  # pylint: disable=protected-access
+  state = train.fresh_state(run)
   build = builders.score_fn_builder(run.model, run.sde, True, train=True)
   chex.clear_trace_counter()  # counts are per code location, shared by every _run
   multi = ts.scan_steps(ts.make_train_step(build, run.sde, run.step_cfg, run.tx,
@@ -59,7 +59,7 @@ def test_steps_per_call_fuses_identically():
 def _run_n(config, n, collect=False):
   config.training.num_devices = 1
   run = train.build_run(config, "/unused")
-  state = train._fresh_state(run)  # pylint: disable=protected-access
+  state = train.fresh_state(run)
   build = builders.score_fn_builder(run.model, run.sde, True, train=True)
   step = jax.jit(ts.make_train_step(build, run.sde, run.step_cfg, run.tx))
   batches = train._Batches(run, 0)  # pylint: disable=protected-access

@@ -32,3 +32,8 @@ def summarize(model: nn.Module, input_shape: Sequence[int]) -> Tuple[str, int]:
   lines.append("-" * len(lines[0]))
   lines += [f"{p:<{width}}  {s:<{swidth}}  {n:>12,}" for p, s, n in rows]
   return "\n".join(lines), n_params
+
+
+def param_count(model: nn.Module, input_shape: Sequence[int]) -> int:
+  """The number of parameters (no parameters are materialised)."""
+  return sum(int(np.prod(s.shape)) for s in jax.tree.leaves(param_shapes(model, input_shape)))

@@ -1,0 +1,182 @@
+"""Speed of training, PC sampling and ODE sampling for a config, printed as one JSON object.
+
+  python -m msgm_jax.bench --config=configs/<file>.py [--steps=10] [--what=all]
+      [--conv=xla,hybrid] [--sample_steps=20] [--out=bench.json] [--config.<field>=...]
+
+Nothing is read from disk but the config: batches are random arrays of the data's shape, so a
+dataset need not be prepared. Every function is compiled ahead of time (the compile seconds are
+reported), run `--warmup` times, then timed `--steps` times. FLOPs come from XLA's cost analysis
+of one train step / one score evaluation (per device under pmap); MFU divides the achieved
+FLOP/s by the chip's peak (measure.PEAK_FLOPS) times the device count. How to read the numbers:
+docs/performance.md.
+"""
+
+import dataclasses
+import json
+import sys
+from typing import Any, Dict, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from msgm_jax import builders, measure, parallel, train
+from msgm_jax.models.summary import param_count
+
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file("config", None, "Path to a config file (configs/*.py).",
+                                lock_config=True)
+flags.DEFINE_integer("steps", 10, "Timed calls per measurement (after the warm-up).")
+flags.DEFINE_integer("warmup", 2, "Untimed calls after compilation.")
+flags.DEFINE_enum("what", "all", ["train", "sample", "ode", "all"], "What to measure.")
+flags.DEFINE_list("conv", [], "Also time the train step with each of these model.conv_impl "
+                  "values (e.g. xla,hybrid,im2col,auto): the CPU convolution choice.")
+flags.DEFINE_integer("sample_steps", 20, "PC steps actually run per timed sample; the time of a "
+                     "1000-step sample is scaled from them (every step costs the same).")
+flags.DEFINE_string("out", None, "Also write the JSON to this file.")
+flags.mark_flags_as_required(["config"])
+
+
+def _random_batch(run: train.Run, key: int) -> Dict[str, np.ndarray]:
+  """One global batch of the shape training feeds: [n_dev, k, B_dev, ...] leaves."""
+  cfg = run.config.training
+  rng = np.random.default_rng(key)
+
+  def part(b):
+    return rng.uniform(-1, 1, (b,) + run.shape).astype(np.float32), np.arange(b, dtype=np.int32)
+
+  k = cfg.steps_per_call
+  sfg, sfg_ids = part(cfg.batch_size)
+  batch = {"sfg": sfg, "sfg_ids": sfg_ids}
+  if run.step_cfg.msgm is not None:
+    nsfg, nsfg_ids = part(run.config.msgm.nsfg_batch_size or cfg.batch_size)
+    batch.update(nsfg=nsfg, nsfg_ids=nsfg_ids)
+  stacked = {name: np.stack([v] * k) for name, v in batch.items()}
+  return parallel.put_sharded(parallel.shard(stacked, run.n_dev, batch_axis=1), run.devices)
+
+
+def _peak(run: train.Run) -> Optional[float]:
+  return measure.peak_flops(run.devices[0].device_kind, str(jnp.dtype(run.config.model.dtype)))
+
+
+def bench_train(run: train.Run, steps: int, warmup: int) -> Dict[str, Any]:
+  """Seconds per optimisation step (a call runs training.steps_per_call of them)."""
+  k = run.config.training.steps_per_call
+  state = parallel.replicate(train.fresh_state(run), run.devices)
+  batch = _random_batch(run, 0)
+  p_step = train.compiled_step(run)
+  compiled, compile_s, _ = measure.compile_with_cost(p_step, state, batch, run.key)
+  # XLA counts a loop body once, so FLOPs come from one step (lowered only, not compiled).
+  one = jax.tree.map(lambda x: x[:, :1], batch)
+  flops = measure.lowered_flops(p_step, state, one, run.key)
+  box = {"state": state}
+
+  def call():
+    box["state"], metrics = compiled(box["state"], batch, run.key)
+    return metrics["loss"]
+
+  seconds = measure.time_calls(call, steps, warmup)
+  per_step = {name: s / k for name, s in seconds.items()}
+  global_batch = run.config.training.batch_size
+  out = {"global_batch": global_batch, "steps_per_call": k, "compile_s": compile_s,
+         "step_time_s": per_step, "images_per_s": global_batch / per_step["median"],
+         "flops_per_step": flops * run.n_dev if flops else None}
+  out.update(measure.throughput(flops, per_step["median"], run.n_dev, _peak(run)))
+  return out
+
+
+def _score_flops(run: train.Run, variables, batch: int) -> Optional[float]:
+  """One device's FLOPs for one score evaluation of a [batch, ...] input."""
+  build = builders.score_fn_builder(run.model, run.sde, run.config.training.continuous,
+                                    train=False)
+  fn = jax.pmap(lambda v, x, t: build(v, None)(x, t), devices=run.devices)
+  x = jnp.zeros((run.n_dev, batch) + run.shape)
+  t = jnp.full((run.n_dev, batch), 0.5)
+  return measure.lowered_flops(fn, variables, x, t)
+
+
+def bench_sample(run: train.Run, steps: int, warmup: int, method: str,
+                 sample_steps: int) -> Dict[str, Any]:
+  """PC sampling (`sample_steps` steps timed, scaled to 1000) or the probability-flow ODE."""
+  cfg = run.config
+  spec = builders.SamplerSpec.from_config(cfg.sampling)
+  spec = dataclasses.replace(spec, method=method)
+  sde = dataclasses.replace(run.sde, N=sample_steps) if method == "pc" else run.sde
+  per_dev = -(-cfg.sampling.batch_size // run.n_dev)
+  build = builders.score_fn_builder(run.model, sde, cfg.training.continuous, train=False)
+
+  def sample(key, variables):
+    x, nfe = spec.sample(key, sde, build(variables, None), (per_dev,) + run.shape)
+    return x, jnp.asarray(nfe, jnp.int32)
+
+  p_sample = parallel.data_parallel_sampler(sample, run.devices)
+  variables = parallel.replicate(train.fresh_state(run).ema_params, run.devices)
+  key = jax.random.key(0)
+  compiled, compile_s, _ = measure.compile_with_cost(p_sample, key, variables)
+  nfe_box = {}
+
+  def call():
+    x, nfe = compiled(key, variables)
+    nfe_box["nfe"] = nfe
+    return x
+
+  seconds = measure.time_calls(call, steps, warmup)
+  nfe = int(np.max(np.asarray(nfe_box["nfe"])))
+  flops_per_nfe = _score_flops(run, variables, per_dev)
+  out = {"batch": per_dev * run.n_dev, "compile_s": compile_s, "nfe": nfe,
+         "seconds": seconds, "nfe_per_s": nfe / seconds["median"],
+         "flops_per_nfe": flops_per_nfe * run.n_dev if flops_per_nfe else None}
+  if method == "pc":
+    out.update(steps_timed=sample_steps, predictor=spec.predictor, corrector=spec.corrector,
+               seconds_per_1000_steps=seconds["median"] * 1000 / sample_steps)
+  else:
+    out.update(rtol=spec.ode_tol, atol=spec.ode_tol)
+  out.update(measure.throughput(flops_per_nfe * nfe if flops_per_nfe else None,
+                                seconds["median"], run.n_dev, _peak(run)))
+  return out
+
+
+def run_bench(config, what: str = "all", steps: int = 10, warmup: int = 2,
+              conv=(), sample_steps: int = 20) -> Dict[str, Any]:
+  """The JSON-ready measurements of `config` (see the module docstring)."""
+  run = train.build_run(config, workdir="")
+  result = {**measure.device_info(run.devices), "dtype": str(jnp.dtype(config.model.dtype)),
+            "model": config.model.name, "data_shape": list(run.shape),
+            "params": param_count(run.model, run.shape),
+            "peak_flops_per_device": _peak(run)}
+  if what in ("train", "all"):
+    result["train"] = bench_train(run, steps, warmup)
+  if what in ("sample", "all"):
+    result["sample"] = bench_sample(run, steps, warmup, "pc", sample_steps)
+  if what in ("ode", "all"):
+    result["ode"] = bench_sample(run, steps, warmup, "ode", sample_steps)
+  if conv:
+    result["conv"] = {}
+    for impl in conv:
+      with config.unlocked():
+        config.model.conv_impl = impl
+      result["conv"][impl] = bench_train(train.build_run(config, workdir=""), steps, warmup)
+  return result
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  logging.set_verbosity(logging.WARNING)
+  try:
+    result = run_bench(FLAGS.config, FLAGS.what, FLAGS.steps, FLAGS.warmup, FLAGS.conv,
+                       FLAGS.sample_steps)
+  except ValueError as e:
+    print(f"msgm_jax.bench: error: {e}", file=sys.stderr)
+    sys.exit(2)
+  text = json.dumps(result, indent=2)
+  print(text)
+  if FLAGS.out:
+    with open(FLAGS.out, "w", encoding="utf-8") as f:
+      f.write(text + "\n")
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,107 @@
+"""Tests for msgm_jax/bench.py and measure.py: the harness reports every key with plausible values
+(not timings: speed targets live in the bench command itself)."""
+
+import json
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+from msgm_jax import bench, measure
+from tests.helpers import ROOT, tiny_toy_config
+
+STATS = {"median", "min", "max"}
+
+
+def _check_stats(stats):
+  assert set(stats) == STATS
+  assert 0 < stats["min"] <= stats["median"] <= stats["max"] < 60
+
+
+@pytest.fixture(scope="module")
+def toy_result():
+  config = tiny_toy_config(steps_per_call=2)
+  with config.unlocked():
+    config.training.regime = "msgm"  # the train step then also carries an NSFG batch
+  return bench.run_bench(config, what="all", steps=2, warmup=1, sample_steps=5)
+
+
+def test_device_and_model_keys(toy_result):
+  r = toy_result
+  assert r["backend"] == "cpu" and r["device_kind"] == "cpu"
+  assert r["device_count"] == len(jax.local_devices()) == 8  # tests/conftest.py's fake devices
+  assert r["dtype"] == "float32" and r["model"] == "mlp" and r["data_shape"] == [2]
+  assert r["params"] > 1000
+  assert r["peak_flops_per_device"] is None  # no published peak for a CPU
+  json.dumps(r)  # JSON-ready as it is
+
+
+def test_train_numbers(toy_result):
+  t = toy_result["train"]
+  assert t["global_batch"] == 64 and t["steps_per_call"] == 2
+  assert 0 < t["compile_s"] < 300
+  _check_stats(t["step_time_s"])
+  assert t["images_per_s"] == pytest.approx(64 / t["step_time_s"]["median"])
+  # An MLP of p parameters costs at least 2 p FLOPs per example forward (x3 with gradients).
+  assert t["flops_per_step"] > 6 * toy_result["params"] * 64
+  assert t["flops_per_s"] == pytest.approx(t["flops_per_step"] / t["step_time_s"]["median"])
+  assert t["mfu"] is None
+
+
+def test_sampler_numbers(toy_result):
+  pc, ode = toy_result["sample"], toy_result["ode"]
+  assert pc["steps_timed"] == 5 and pc["nfe"] == 10  # reverse diffusion + one Langevin step
+  assert pc["seconds_per_1000_steps"] == pytest.approx(pc["seconds"]["median"] * 200)
+  assert ode["rtol"] == ode["atol"] == 1e-5 and 10 <= ode["nfe"] < 2000
+  for r in (pc, ode):
+    _check_stats(r["seconds"])
+    assert r["batch"] == 64 and r["compile_s"] > 0
+    assert r["nfe_per_s"] == pytest.approx(r["nfe"] / r["seconds"]["median"])
+    assert r["flops_per_nfe"] > 2 * toy_result["params"] * 64
+
+
+def test_peak_table():
+  assert measure.peak_flops("NVIDIA H100 80GB HBM3", "bfloat16") == 989e12
+  assert measure.peak_flops("NVIDIA H100 PCIe", "bfloat16") == 756e12
+  assert measure.peak_flops("NVIDIA A100-SXM4-40GB", "float32") == 156e12
+  assert measure.peak_flops("TPU v5 lite", "bfloat16") == 197e12
+  assert measure.peak_flops("TPU v5p", "bfloat16") == 459e12
+  assert measure.peak_flops("cpu", "float32") is None
+  assert measure.throughput(1e12, 0.5, 2, 1e13) == {"flops_per_s": 4e12, "mfu": 0.2}
+  assert measure.throughput(None, 0.5, 2, 1e13) == {"flops_per_s": None, "mfu": None}
+
+
+def test_lowered_flops_counts_a_matmul():
+  a = jnp.ones((32, 16))
+  assert measure.lowered_flops(jax.jit(lambda x: x @ x.T), a) == pytest.approx(2 * 32 * 32 * 16)
+
+
+def test_cli_conv_comparison_on_digits(tmp_path):
+  """The CPU convolution choice through the command line, on a tiny digits U-Net."""
+  out = tmp_path / "bench.json"
+  cmd = [sys.executable, "-m", "msgm_jax.bench", f"--config={ROOT}/configs/digits_ddpm.py",
+         "--what=train", "--steps=1", "--warmup=0", "--conv=hybrid", f"--out={out}",
+         "--config.model.nf=8", "--config.model.ch_mult=(1,)", "--config.model.num_res_blocks=1",
+         "--config.model.attn_resolutions=()", "--config.training.batch_size=16"]
+  proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT, check=False)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  result = json.loads(out.read_text())
+  assert json.loads(proc.stdout) == result
+  assert result["model"] == "ddpm" and result["data_shape"] == [8, 8, 1]
+  assert set(result["conv"]) == {"hybrid"}
+  for r in (result["train"], result["conv"]["hybrid"]):
+    _check_stats(r["step_time_s"])
+    assert r["flops_per_step"] > 0
+  # The convolution implementation changes speed, never the FLOPs of the model.
+  assert result["conv"]["hybrid"]["flops_per_step"] == pytest.approx(
+      result["train"]["flops_per_step"], rel=0.5)
+
+
+def test_cli_error_is_one_line(tmp_path):
+  cmd = [sys.executable, "-m", "msgm_jax.bench", f"--config={ROOT}/configs/toy2d_single.py",
+         "--what=train", "--config.training.regime=nonsense"]
+  proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT, check=False)
+  assert proc.returncode == 2
+  assert proc.stderr.strip().splitlines()[-1].startswith("msgm_jax.bench: error: training.regime")
