@@ -91,7 +91,7 @@ def base() -> ml_collections.ConfigDict:
   model.dropout = 0.1
   model.ema_rate = 0.9999
   model.dtype = "float32"  # compute dtype: float32 | bfloat16 (params and loss stay float32)
-  model.conv_impl = "auto"  # auto | xla | im2col (see docs/performance.md)
+  model.conv_impl = "auto"  # auto | xla | hybrid | im2col (see docs/performance.md)
 
   config.optim = optim = ml_collections.ConfigDict()
   optim.optimizer = "Adam"

@@ -1,9 +1,10 @@
 """A 2-D convolution whose implementation is chosen per backend, with one parameter layout.
 
 XLA:CPU computes the weight gradient of a convolution very slowly once the input activations are
-large (docs/environment.md section 5; scripts/bench_conv.py), while the same product written as
-an im2col matmul runs at matmul speed. All implementations here compute the same function with
-the same kernel [kh, kw, cin, cout], so a checkpoint trained with one loads into the others:
+large (docs/performance.md; scripts/bench_conv.py times single layers), while the same product
+written as an im2col matmul runs at matmul speed. All implementations here compute the same
+function with the same kernel [kh, kw, cin, cout], so a checkpoint trained with one loads into
+the others:
 
   "xla"    : lax.conv_general_dilated (flax.linen.Conv semantics), forward and both gradients;
   "im2col" : pad, kh * kw strided slices concatenated on channels, one matmul (forward too);
@@ -24,11 +25,11 @@ import numpy as np
 from jax import lax
 
 CONV_IMPLS = ("auto", "xla", "im2col", "hybrid")
-# Measured on the 2-core CI machine (scripts/bench_conv.py, docs/performance.md): XLA's weight
-# gradient degrades beyond about a million input values per layer (train step of a nf=64 U-Net
-# at batch 64 x 28 x 28: xla 38.5 s, hybrid 14.8 s, auto 14.0 s); at batch 16 or below 32
-# channels XLA is as fast or faster. The forward pass (sampling) is always XLA's: im2col's
-# forward is 2-9x slower there.
+# Chosen by measurement on the 2-core CI machine (docs/performance.md: `python -m msgm_jax.bench
+# --conv=xla,hybrid`): XLA's weight gradient degrades once a layer's input holds about a million
+# values (MNIST U-Net, nf 32, batch 64 x 28 x 28: train step xla 3.22 s, hybrid 2.46 s, auto
+# 2.44 s), while for small layers (digits, 8 x 8) XLA alone is fastest. The forward pass
+# (sampling) is always XLA's: im2col's forward is slower there.
 HYBRID_MIN_ELEMENTS = 1 << 20
 HYBRID_MIN_CHANNELS = 32
 
