@@ -56,10 +56,13 @@ class EvalSettings:
 
   @classmethod
   def from_config(cls, eval_cfg) -> "EvalSettings":
+    divergence = eval_cfg.get("divergence", cls.divergence)
+    likelihood.DIVERGENCES.get(divergence)  # fail early, listing the valid names
     return cls(split=eval_cfg.bpd_dataset, begin_ckpt=int(eval_cfg.begin_ckpt),
                end_ckpt=int(eval_cfg.end_ckpt), batch_size=int(eval_cfg.batch_size),
                num_batches=int(eval_cfg.num_batches), enable_bpd=bool(eval_cfg.enable_bpd),
-               bpd_num_examples=int(eval_cfg.bpd_num_examples))
+               bpd_num_examples=int(eval_cfg.bpd_num_examples),
+               divergence=divergence)
 
 
 def open_checkpoints(workdir: str) -> checkpoint.Checkpointer:

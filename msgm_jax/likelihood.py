@@ -70,7 +70,9 @@ def log_likelihood(key: Array, sde, score_fn: Callable[[Array, Array], Array], x
   """log p_eps(x) under the model, by the probability-flow ODE from eps to T.
 
   x: [B, ...] data in the model's space. Returns (logp [B] in nats, z = x(T) [B, ...], nfe).
-  Each example gets its own Hutchinson probe vector, held fixed along the trajectory.
+  Each example gets its own Hutchinson probe vector, held fixed along the trajectory. When the
+  solver runs out of `max_steps` before reaching T, logp and z are NaN: never a silently wrong
+  number.
   """
   div_fn = DIVERGENCES.get(divergence)(key, x)
   drift = probability_flow_drift(sde, score_fn)
@@ -83,6 +85,7 @@ def log_likelihood(key: Array, sde, score_fn: Callable[[Array, Array], Array], x
   init = (x.astype(jnp.float32), jnp.zeros((x.shape[0],), jnp.float32))
   result = odeint_dopri5(ode, init, eps, sde.T, rtol=rtol, atol=atol, max_steps=max_steps)
   z, delta_logp = result.y
+  z = jnp.where(result.success, z, jnp.nan)
   return sde.prior_logp(z) + delta_logp, z, result.nfe
 
 

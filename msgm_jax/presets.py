@@ -68,6 +68,8 @@ def base() -> ml_collections.ConfigDict:
   evaluate.enable_bpd = True
   evaluate.bpd_dataset = "test"  # the split of every evaluation (DSM loss and likelihood)
   evaluate.bpd_num_examples = 256  # likelihoods: the first this many of each of SFG and NSFG
+  # likelihood divergence: hutchinson_rademacher | hutchinson_gaussian | exact (costly for images)
+  evaluate.divergence = "hutchinson_rademacher"
   evaluate.num_samples = 256  # --mode=sample
 
   config.data = data = ml_collections.ConfigDict()

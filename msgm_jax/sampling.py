@@ -180,7 +180,8 @@ def ode_sample(key: Array, sde, score_fn: ScoreFn, shape, *, rtol: float = 1e-5,
 
   z: an optional latent [shape] to decode (else one is drawn from the prior with `key`).
   denoise: finish with one noise-free reverse-diffusion step at eps (score_sde's option).
-  Returns (x [shape], nfe) with nfe a traced int32 (adaptive).
+  Returns (x [shape], nfe) with nfe a traced int32 (adaptive); x is NaN when the solver runs
+  out of `max_steps` before reaching eps.
   """
   if z is None:
     z = sde.prior_sampling(key, shape)
@@ -189,7 +190,7 @@ def ode_sample(key: Array, sde, score_fn: ScoreFn, shape, *, rtol: float = 1e-5,
   drift = probability_flow_drift(sde, score_fn)
   result = odeint_dopri5(lambda t, x: drift(x, jnp.full((x.shape[0],), t)), z, sde.T, eps,
                          rtol=rtol, atol=atol, max_steps=max_steps)
-  x, nfe = result.y, result.nfe
+  x, nfe = jnp.where(result.success, result.y, jnp.nan), result.nfe
   if denoise:
     t = jnp.full((shape[0],), eps)
     _, x = reverse_diffusion(key, x, t, score_fn, sde=sde)

@@ -103,6 +103,16 @@ def test_checkpoint_selection_rules():
     sample.pick_step([10, 20], 15)
 
 
+def test_eval_divergence_comes_from_the_config():
+  config = tiny_toy_config()
+  assert evaluate.EvalSettings.from_config(config.eval).divergence == "hutchinson_rademacher"
+  config.eval.divergence = "exact"
+  assert evaluate.EvalSettings.from_config(config.eval).divergence == "exact"
+  config.eval.divergence = "hutch"
+  with pytest.raises(ValueError, match="valid names: exact, hutchinson_gaussian"):
+    evaluate.EvalSettings.from_config(config.eval)
+
+
 def _evaluator(spec, sde, score_fn, n):
   settings = evaluate.EvalSettings(batch_size=n, bpd_num_examples=n)
   return evaluate.Evaluator(spec, sde, lambda variables, rng: score_fn, LossConfig(), DEVICES,

@@ -61,3 +61,17 @@ def test_bits_per_dim_of_uniform_dequantised_data_is_eight():
 def test_unknown_divergence_lists_valid_names():
   with pytest.raises(ValueError, match="valid names: exact, hutchinson_gaussian, hutchinson_rademacher"):
     likelihood.log_likelihood(jax.random.key(0), SDES["ve"], lambda x, t: -x, X, divergence="hutch")
+
+
+def test_unfinished_solve_gives_nan_not_a_wrong_number():
+  """max_steps too small to reach T: NaN log-densities and latents (and samples), never finite
+  values that look like results."""
+  from msgm_jax import sampling  # pylint: disable=import-outside-toplevel
+  sde, score_fn = SDES["ve"], exact.mixture_score_fn(SDES["ve"], MIX)
+  logp, z, _ = likelihood.log_likelihood(jax.random.key(0), sde, score_fn, X,
+                                         divergence="exact", max_steps=2)
+  assert np.all(np.isnan(logp)) and np.all(np.isnan(z))
+  x, _ = sampling.ode_sample(jax.random.key(0), sde, score_fn, (4, 2), max_steps=2)
+  assert np.all(np.isnan(x))
+  x, _ = sampling.ode_sample(jax.random.key(0), sde, score_fn, (4, 2))
+  assert np.all(np.isfinite(x))
