@@ -4,7 +4,8 @@
 
 Trains Standard, Unseen-by-Re-training and the MSGM variants (VE SDE, a small MLP, SFG blobs at
 (-2,-2) and (2,2), NSFG blob at (0,0)), samples each, adds the exact-score and training-free
-rows, and writes report.{json,md,png}. Rows: msgm_jax/toy2d.py (TRAINED, EXACT, FREE); a
+rows and the default MSGM variant fine-tuned from the Standard row (experiment.finetune_steps),
+and writes report.{json,md,png}. Rows: msgm_jax/toy2d.py (TRAINED, FINETUNED, EXACT, FREE); a
 trained row may carry an alpha/period sweep suffix, e.g. obtuse_repel@a0.1p1.
 """
 
@@ -12,7 +13,8 @@ from msgm_jax import presets
 from msgm_jax.models import presets as model_presets
 
 ROWS = ("exact_standard,exact_sfg,standard,unseen,orthogonal_elementwise,orthogonal_inner,"
-        "obtuse_release,obtuse_repel,obtuse_repel_hinge,unseen+free_orthogonal,unseen+free_obtuse")
+        "obtuse_release,obtuse_repel,obtuse_repel_hinge,finetuned_obtuse_repel_hinge,"
+        "unseen+free_orthogonal,unseen+free_obtuse")
 
 
 def get_config():

@@ -256,4 +256,5 @@ def toy2d_experiment(config: ml_collections.ConfigDict, rows: str) -> ml_collect
   exp.free_strength = 3.0
   exp.free_bandwidth = 1.0  # 0: median nearest-neighbour distance of the references
   exp.free_max_noise = 1.0
+  exp.finetune_steps = 1000  # fine-tuned rows (finetuned_*: from the standard row)
   return config

@@ -38,6 +38,9 @@ TRAINED = {
     "obtuse_repel_hinge": {"training.regime": "msgm", "msgm.variant": "obtuse",
                            "msgm.sign": "repel", "msgm.hinge": True, "msgm.margin": 1.0},
 }
+# Fine-tuned rows: a trained row's overrides, started from another row's final checkpoint
+# (training.init_from; the step counter restarts) for experiment.finetune_steps steps.
+FINETUNED = {"finetuned_obtuse_repel_hinge": ("standard", "obtuse_repel_hinge")}
 # Training-free rows: the exact scores of the full / SFG-only mixture, and a trained row's
 # model under a sampling-time score adjustment (msgm_jax/adjust.py).
 EXACT = ("exact_standard", "exact_sfg")
@@ -45,6 +48,12 @@ FREE = {"unseen+free_orthogonal": ("unseen", "orthogonal"),
         "unseen+free_obtuse": ("unseen", "obtuse")}
 _SWEEP = re.compile(
     r"^(?P<base>[a-z_]+)@a(?P<alpha>[0-9.e-]+)p(?P<period>\d+)(m(?P<margin>[0-9.e-]+))?$")
+
+
+def _finetune_source(name: str):
+  """The row a fine-tuned row (also with a sweep suffix) starts from; None for other rows."""
+  match = _SWEEP.match(name)
+  return FINETUNED.get(match["base"] if match else name, (None,))[0]
 
 
 def row_overrides(name: str) -> Dict[str, object]:
@@ -57,8 +66,10 @@ def row_overrides(name: str) -> Dict[str, object]:
     if match["margin"]:
       out["msgm.margin"] = float(match["margin"])
     return out
+  if name in FINETUNED:
+    return row_overrides(FINETUNED[name][1])
   if name not in TRAINED:
-    valid = sorted(TRAINED) + list(EXACT) + sorted(FREE)
+    valid = sorted(TRAINED) + sorted(FINETUNED) + list(EXACT) + sorted(FREE)
     raise ValueError(f"unknown toy row {name!r}; valid: {', '.join(valid)} (trained rows also "
                      "as <row>@a<alpha>p<period>, e.g. obtuse_repel@a0.1p1)")
   return TRAINED[name]
@@ -100,13 +111,20 @@ def run_experiment(config, workdir: str) -> Dict[str, Dict]:
   spec = DataSpec.from_config(config.data)
   mix, nsfg = spec.toy_mixture(), spec.nsfg_criterion()[0]
   trained = [n for n in names if n not in EXACT and n not in FREE]
-  for n in names:
-    if n in FREE and FREE[n][0] not in trained:
-      trained.append(FREE[n][0])
+  for n in names:  # the rows others start from or sample with, first
+    source = FREE[n][0] if n in FREE else _finetune_source(n)
+    if source is not None and source not in trained:
+      trained.append(source)
+  trained.sort(key=lambda n: _finetune_source(n) is not None)
   states, samples = {}, {}
   key = jax.random.key(exp.seed)
   for i, name in enumerate(trained):
     row_cfg = _row_config(config, name)
+    if _finetune_source(name) is not None:
+      with row_cfg.unlocked():
+        row_cfg.training.init_from = os.path.join(workdir, _finetune_source(name))
+        row_cfg.training.restart_step = True
+        row_cfg.training.n_iters = exp.finetune_steps
     logging.info("toy2d: row %d/%d %s", i + 1, len(trained), name)
     state = train.train_and_evaluate(row_cfg, os.path.join(workdir, name))
     states[name] = (row_cfg, state.ema_params)

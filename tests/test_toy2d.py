@@ -11,7 +11,9 @@ from tests.helpers import load_config
 
 def _short_config():
   config = load_config("configs/toy2d.py")
-  config.experiment.rows = "exact_sfg,standard,unseen,obtuse_repel_hinge,unseen+free_obtuse"
+  config.experiment.rows = ("exact_sfg,standard,unseen,obtuse_repel_hinge,"
+                            "finetuned_obtuse_repel_hinge,unseen+free_obtuse")
+  config.experiment.finetune_steps = 500
   config.experiment.num_samples = 2000
   config.model.hidden = 64
   config.model.num_scales = 300
@@ -30,7 +32,7 @@ def test_short_toy_experiment_orders_the_regimes(tmp_path):
     assert os.path.getsize(tmp_path / name) > 0
   saved = json.loads((tmp_path / "report.json").read_text())
   assert set(saved) == {"exact_sfg", "standard", "unseen", "obtuse_repel_hinge",
-                        "unseen+free_obtuse"}
+                        "finetuned_obtuse_repel_hinge", "unseen+free_obtuse"}
   rate = {k: v["nsfg_rate"] for k, v in results.items()}
   # Standard generates the NSFG blob (a third of its data); removing it from training does
   # most of the work; the exact SFG-only score is the floor (its own tails).
@@ -44,6 +46,8 @@ def test_short_toy_experiment_orders_the_regimes(tmp_path):
   msgm = results["obtuse_repel_hinge"]
   assert msgm["offmanifold"] < 0.01
   assert all(0.4 < s < 0.6 for s in msgm["mode_shares"])
+  # Fine-tuning the Standard model with it removes most of what Standard generates.
+  assert rate["finetuned_obtuse_repel_hinge"] < min(rate["standard"] / 10, rate["unseen"])
 
 
 def test_unknown_rows_are_refused():
