@@ -11,7 +11,6 @@ FLOP/s by the chip's peak (measure.PEAK_FLOPS) times the device count. How to re
 docs/performance.md.
 """
 
-import dataclasses
 import json
 import sys
 from typing import Any, Dict, Optional
@@ -39,10 +38,10 @@ flags.DEFINE_string("out", None, "Also write the JSON to this file.")
 flags.mark_flags_as_required(["config"])
 
 
-def _random_batch(run: train.Run, key: int) -> Dict[str, np.ndarray]:
+def _random_batch(run: train.Run) -> Dict[str, np.ndarray]:
   """One global batch of the shape training feeds: [n_dev, k, B_dev, ...] leaves."""
   cfg = run.config.training
-  rng = np.random.default_rng(key)
+  rng = np.random.default_rng(0)
 
   def part(b):
     return rng.uniform(-1, 1, (b,) + run.shape).astype(np.float32), np.arange(b, dtype=np.int32)
@@ -65,9 +64,9 @@ def bench_train(run: train.Run, steps: int, warmup: int) -> Dict[str, Any]:
   """Seconds per optimisation step (a call runs training.steps_per_call of them)."""
   k = run.config.training.steps_per_call
   state = parallel.replicate(train.fresh_state(run), run.devices)
-  batch = _random_batch(run, 0)
+  batch = _random_batch(run)
   p_step = train.compiled_step(run)
-  compiled, compile_s, _ = measure.compile_with_cost(p_step, state, batch, run.key)
+  compiled, compile_s = measure.compile_timed(p_step, state, batch, run.key)
   # XLA counts a loop body once, so FLOPs come from one step (lowered only, not compiled).
   one = jax.tree.map(lambda x: x[:, :1], batch)
   flops = measure.lowered_flops(p_step, state, one, run.key)
@@ -97,24 +96,22 @@ def _score_flops(run: train.Run, variables, batch: int) -> Optional[float]:
   return measure.lowered_flops(fn, variables, x, t)
 
 
-def bench_sample(run: train.Run, steps: int, warmup: int, method: str,
+def bench_sample(config, steps: int, warmup: int, method: str,
                  sample_steps: int) -> Dict[str, Any]:
-  """PC sampling (`sample_steps` steps timed, scaled to 1000) or the probability-flow ODE."""
-  cfg = run.config
-  spec = builders.SamplerSpec.from_config(cfg.sampling)
-  spec = dataclasses.replace(spec, method=method)
-  sde = dataclasses.replace(run.sde, N=sample_steps) if method == "pc" else run.sde
-  per_dev = -(-cfg.sampling.batch_size // run.n_dev)
-  build = builders.score_fn_builder(run.model, sde, cfg.training.continuous, train=False)
-
-  def sample(key, variables):
-    x, nfe = spec.sample(key, sde, build(variables, None), (per_dev,) + run.shape)
-    return x, jnp.asarray(nfe, jnp.int32)
-
-  p_sample = parallel.data_parallel_sampler(sample, run.devices)
+  """The training loop's sampler (train.make_sampler) with sampling.method = `method`: PC
+  (`sample_steps` steps timed, scaled to 1000) or the probability-flow ODE."""
+  config = config.copy_and_resolve_references()
+  with config.unlocked():
+    config.sampling.method = method
+    if method == "pc":
+      config.model.num_scales = sample_steps
+  run = train.build_run(config, workdir="")
+  spec = builders.SamplerSpec.from_config(config.sampling)
+  per_dev = -(-config.sampling.batch_size // run.n_dev)
+  p_sample = train.make_sampler(run, with_nfe=True)
   variables = parallel.replicate(train.fresh_state(run).ema_params, run.devices)
   key = jax.random.key(0)
-  compiled, compile_s, _ = measure.compile_with_cost(p_sample, key, variables)
+  compiled, compile_s = measure.compile_timed(p_sample, key, variables)
   nfe_box = {}
 
   def call():
@@ -141,6 +138,7 @@ def bench_sample(run: train.Run, steps: int, warmup: int, method: str,
 def run_bench(config, what: str = "all", steps: int = 10, warmup: int = 2,
               conv=(), sample_steps: int = 20) -> Dict[str, Any]:
   """The JSON-ready measurements of `config` (see the module docstring)."""
+  config = config.copy_and_resolve_references()  # --conv changes it; the caller's stays as is
   run = train.build_run(config, workdir="")
   result = {**measure.device_info(run.devices), "dtype": str(jnp.dtype(config.model.dtype)),
             "model": config.model.name, "data_shape": list(run.shape),
@@ -149,9 +147,9 @@ def run_bench(config, what: str = "all", steps: int = 10, warmup: int = 2,
   if what in ("train", "all"):
     result["train"] = bench_train(run, steps, warmup)
   if what in ("sample", "all"):
-    result["sample"] = bench_sample(run, steps, warmup, "pc", sample_steps)
+    result["sample"] = bench_sample(config, steps, warmup, "pc", sample_steps)
   if what in ("ode", "all"):
-    result["ode"] = bench_sample(run, steps, warmup, "ode", sample_steps)
+    result["ode"] = bench_sample(config, steps, warmup, "ode", sample_steps)
   if conv:
     result["conv"] = {}
     for impl in conv:

@@ -101,16 +101,18 @@ class SamplerSpec:
 
 
 def model_sampler(spec: SamplerSpec, model, sde, continuous: bool, shape,
-                  adjust: Optional[Callable] = None) -> Callable[[Array, Any], Array]:
+                  adjust: Optional[Callable] = None, with_nfe: bool = False) -> Callable:
   """f(key, variables) -> samples [shape] from the model's score (optionally transformed by
-  `adjust(score_fn) -> score_fn`, a training-free score adjustment)."""
+  `adjust(score_fn) -> score_fn`, a training-free score adjustment); with_nfe: f returns
+  (samples, nfe as int32)."""
   build = score_fn_builder(model, sde, continuous, train=False)
 
   def sample(key, variables):
     score_fn = build(variables, None)
     if adjust is not None:
       score_fn = adjust(score_fn)
-    return spec.sample(key, sde, score_fn, shape)[0]
+    x, nfe = spec.sample(key, sde, score_fn, shape)
+    return (x, jnp.asarray(nfe, jnp.int32)) if with_nfe else x
 
   return sample
 

@@ -36,7 +36,7 @@ def peak_flops(device_kind: str, dtype: str) -> Optional[float]:
 
 
 def _flops_of(compiled) -> Optional[float]:
-  """XLA's FLOP estimate of a lowered or compiled program (per device under pmap), else None."""
+  """XLA's FLOP estimate of a lowered program (per device under pmap), else None."""
   try:
     cost = compiled.cost_analysis()
   except Exception:  # pylint: disable=broad-except  # best effort: backends may not implement it
@@ -47,13 +47,13 @@ def _flops_of(compiled) -> Optional[float]:
   return float(flops) if flops is not None and flops > 0 else None
 
 
-def compile_with_cost(fn, *args) -> Tuple[Callable, float, Optional[float]]:
-  """Lowers and compiles jitted/pmapped `fn` for `args` -> (compiled, seconds, flops per call).
+def compile_timed(fn, *args) -> Tuple[Callable, float]:
+  """Lowers and compiles jitted/pmapped `fn` for `args` -> (compiled, seconds).
 
   The compiled executable is what the caller times, so nothing is compiled twice."""
   t0 = time.perf_counter()
   compiled = fn.lower(*args).compile()
-  return compiled, time.perf_counter() - t0, _flops_of(compiled)
+  return compiled, time.perf_counter() - t0
 
 
 def lowered_flops(fn, *args) -> Optional[float]:

@@ -13,9 +13,9 @@ back to x_u. The terms act on the model score s there, through the product s * (
   -z, which points TOWARDS x_u, and it is unbounded below.
 - obtuse / sign=repel: -reduce(s std z): makes <s, -z> negative, an obtuse angle with the
   direction to x_u (the geometric reading). hinge=True bounds either sign with relu(. + margin)
-  (margin in units of the reduced product): with margin 0 the term stops pushing once the angle
-  is right (repel: once s no longer points towards x_u); a positive margin asks for a strictly
-  obtuse angle, <s std, -z> / D <= -margin.
+  (margin per data dimension, before the loss's reduce scale): with margin 0 the term stops
+  pushing once the angle is right (repel: once s no longer points towards x_u); a positive
+  margin asks for a strictly obtuse angle, <s std, -z> / D <= -margin.
 """
 
 import dataclasses
@@ -38,7 +38,10 @@ OBTUSE_SIGNS = ("release", "repel")
 @dataclasses.dataclass(frozen=True)
 class MSGMConfig:
   """variant: orthogonal | obtuse; form (orthogonal); sign, hinge and margin (obtuse);
-  alpha: weight of the moderation term; period: applied when step % period == 0."""
+  alpha: weight of the moderation term; period: applied when step % period == 0.
+
+  Field defaults are the release's literal forms (for hand checks and notebooks); the project's
+  default, which configs get from presets.base(), is obtuse / repel / hinge / margin 1.0."""
 
   variant: str = "orthogonal"
   form: str = "elementwise"

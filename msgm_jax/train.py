@@ -168,14 +168,16 @@ def _snapshot_samples(run: Run, sample_fn, p_ema, step: int, writer, outdir: str
   writer.image(step, "samples", picture)
 
 
-def make_sampler(run: Run, adjust=None):
+def make_sampler(run: Run, adjust=None, with_nfe: bool = False):
   """f(key, replicated variables) -> [n_devices, B / n_devices, ...] samples drawn with the
   sampler of config.sampling, sampling.batch_size (rounded up to the devices) per call.
-  adjust: an optional score transformer (msgm_jax/adjust.py) applied at every step."""
+  adjust: an optional score transformer (msgm_jax/adjust.py) applied at every step.
+  with_nfe: f returns (samples, nfe [n_devices])."""
   cfg = run.config
   per_dev = -(-cfg.sampling.batch_size // run.n_dev)
   fn = builders.model_sampler(builders.SamplerSpec.from_config(cfg.sampling), run.model, run.sde,
-                              cfg.training.continuous, (per_dev,) + run.shape, adjust=adjust)
+                              cfg.training.continuous, (per_dev,) + run.shape, adjust=adjust,
+                              with_nfe=with_nfe)
   return parallel.data_parallel_sampler(fn, run.devices)
 
 
