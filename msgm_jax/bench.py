@@ -61,15 +61,21 @@ def _peak(run: train.Run) -> Optional[float]:
 
 
 def bench_train(run: train.Run, steps: int, warmup: int) -> Dict[str, Any]:
-  """Seconds per optimisation step (a call runs training.steps_per_call of them)."""
+  """Seconds per optimisation step (a call runs training.steps_per_call of them).
+
+  Every timed call runs the steps that the first call of a run (from step 1) would: for the
+  moderated and skipped MSGM rows, msgm_rows sets msgm.period so that all of them moderate or
+  none does."""
   k = run.config.training.steps_per_call
   state = parallel.replicate(train.fresh_state(run), run.devices)
   batch = _random_batch(run)
   p_step = train.compiled_step(run)
-  compiled, compile_s = measure.compile_timed(p_step, state, batch, run.key)
+  pattern = train.moderation_pattern(run, 1, k)
+  compiled, compile_s = measure.compile_timed(p_step, state, batch, run.key, pattern)
   # XLA counts a loop body once, so FLOPs come from one step (lowered only, not compiled).
   one = jax.tree.map(lambda x: x[:, :1], batch)
-  flops = measure.lowered_flops(p_step, state, one, run.key)
+  flops = measure.lowered_flops(p_step, state, one, run.key,
+                                None if pattern is None else pattern[:1])
   box = {"state": state}
 
   def call():
@@ -83,6 +89,33 @@ def bench_train(run: train.Run, steps: int, warmup: int) -> Dict[str, Any]:
          "step_time_s": per_step, "images_per_s": global_batch / per_step["median"],
          "flops_per_step": flops * run.n_dev if flops else None}
   out.update(measure.throughput(flops, per_step["median"], run.n_dev, _peak(run)))
+  return out
+
+
+def _with(config, **fields):
+  """A copy of config with section.field=value overrides ({"msgm.period": 1})."""
+  config = config.copy_and_resolve_references()
+  with config.unlocked():
+    for name, value in fields.items():
+      section, field = name.split(".")
+      config[section][field] = value
+  return config
+
+
+def msgm_rows(config, steps: int, warmup: int) -> Dict[str, Any]:
+  """An MSGM config's step three ways on the same model and batch: every step moderating
+  (`train`: what an MSGM step costs), no step moderating (`train_skipped`: the off-period
+  steps) and the plain DSM step of the standard regime (`train_dsm`), and the ratio
+  `msgm_over_dsm` of the first to the last (an MSGM step runs two forward-backward passes)."""
+  big = 2**30  # only step 0, which the warm-up runs, is a multiple of it
+  rows = {"train": _with(config, **{"msgm.period": 1}),
+          "train_skipped": _with(config, **{"msgm.period": big}),
+          "train_dsm": _with(config, **{"training.regime": "standard"})}
+  out = {name: bench_train(train.build_run(cfg, workdir=""), steps, warmup)
+         for name, cfg in rows.items()}
+  out["train"]["moderation"] = "every step"
+  out["msgm_over_dsm"] = (out["train"]["step_time_s"]["median"]
+                          / out["train_dsm"]["step_time_s"]["median"])
   return out
 
 
@@ -138,14 +171,16 @@ def bench_sample(config, steps: int, warmup: int, method: str,
 def run_bench(config, what: str = "all", steps: int = 10, warmup: int = 2,
               conv=(), sample_steps: int = 20) -> Dict[str, Any]:
   """The JSON-ready measurements of `config` (see the module docstring)."""
-  config = config.copy_and_resolve_references()  # --conv changes it; the caller's stays as is
   run = train.build_run(config, workdir="")
   result = {**measure.device_info(run.devices), "dtype": str(jnp.dtype(config.model.dtype)),
             "model": config.model.name, "data_shape": list(run.shape),
             "params": param_count(run.model, run.shape),
             "peak_flops_per_device": _peak(run)}
   if what in ("train", "all"):
-    result["train"] = bench_train(run, steps, warmup)
+    if run.step_cfg.msgm is not None:
+      result.update(msgm_rows(config, steps, warmup))
+    else:
+      result["train"] = bench_train(run, steps, warmup)
   if what in ("sample", "all"):
     result["sample"] = bench_sample(config, steps, warmup, "pc", sample_steps)
   if what in ("ode", "all"):
@@ -153,9 +188,10 @@ def run_bench(config, what: str = "all", steps: int = 10, warmup: int = 2,
   if conv:
     result["conv"] = {}
     for impl in conv:
-      with config.unlocked():
-        config.model.conv_impl = impl
-      result["conv"][impl] = bench_train(train.build_run(config, workdir=""), steps, warmup)
+      cfg = _with(config, **{"model.conv_impl": impl})
+      if run.step_cfg.msgm is not None:
+        cfg = _with(cfg, **{"msgm.period": 1})  # time the moderating step
+      result["conv"][impl] = bench_train(train.build_run(cfg, workdir=""), steps, warmup)
   return result
 
 

@@ -67,14 +67,16 @@ def pmean(tree: Any) -> Any:
 
 
 def data_parallel_step(make_step: Callable[[Callable], Callable], devices: Sequence,
-                       donate: bool = True) -> Callable:
-  """pmaps step(state, batch, key) built by make_step(grad_reduce) over devices.
+                       donate: bool = True, n_static: int = 0) -> Callable:
+  """pmaps step(state, batch, key, *static) built by make_step(grad_reduce) over devices.
 
   state: replicated; batch: sharded leaves [n_devices, ...]; key: one unreplicated key,
-  broadcast to all devices (per-example noise makes device streams distinct).
+  broadcast to all devices (per-example noise makes device streams distinct); the last
+  n_static arguments are hashable Python values fixed at trace time (one compilation each).
   """
   step = make_step(pmean)
   return jax.pmap(step, axis_name=AXIS, devices=devices, in_axes=(0, 0, None),
+                  static_broadcasted_argnums=tuple(range(3, 3 + n_static)),
                   donate_argnums=(0,) if donate else ())
 
 

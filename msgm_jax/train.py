@@ -10,7 +10,7 @@ functions of (seed, k), and checkpoints land only on compiled-call boundaries.
 import dataclasses
 import os
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import jax
 import numpy as np
@@ -222,15 +222,29 @@ class _Monitor:
     self.bar.update(step, scalars["loss"])
 
 
+def _unrolled() -> bool:
+  return jax.default_backend() == "cpu"
+
+
 def compiled_step(run: Run):
-  """The pmapped multi-step; unrolled on CPU (see train_step.scan_steps)."""
+  """The pmapped multi-step p_step(p_state, batch, key, pattern), unrolled on CPU (see
+  train_step.scan_steps); pattern comes from moderation_pattern(run, first step, k)."""
   build = builders.score_fn_builder(run.model, run.sde, run.config.training.continuous,
                                     train=True)
-  unroll = jax.default_backend() == "cpu"
   return parallel.data_parallel_step(
       lambda reduce: train_step_lib.scan_steps(train_step_lib.make_train_step(
-          build, run.sde, run.step_cfg, run.tx, grad_reduce=reduce), unroll=unroll),
-      run.devices)
+          build, run.sde, run.step_cfg, run.tx, grad_reduce=reduce), unroll=_unrolled()),
+      run.devices, n_static=1)
+
+
+def moderation_pattern(run: Run, step: int, k: int) -> Optional[Tuple[bool, ...]]:
+  """Which of steps [step, step + k) moderate, fixed at trace time where steps are unrolled
+  (CPU: one compilation per pattern, at most training.period of them, and no lax.cond, which
+  XLA:CPU runs 4-16x slower); None elsewhere (the scanned step decides at run time and skips
+  the moderation branch on off-period steps). None too outside the MSGM regime."""
+  if run.step_cfg.msgm is None or not _unrolled():
+    return None
+  return tuple((step + j) % run.step_cfg.msgm.period == 0 for j in range(k))
 
 
 def train_and_evaluate(config, workdir: str) -> train_step_lib.TrainState:
@@ -255,7 +269,7 @@ def train_and_evaluate(config, workdir: str) -> train_step_lib.TrainState:
     while step < cfg.n_iters:
       k = min(cfg.steps_per_call, cfg.n_iters - step)
       batch = parallel.put_sharded(batches.stacked(step, k, run.n_dev), run.devices)
-      p_state, metrics = p_step(p_state, batch, run.key)
+      p_state, metrics = p_step(p_state, batch, run.key, moderation_pattern(run, step, k))
       monitor.add(step, metrics)
       step += k
       save = (step % cfg.snapshot_freq_for_preemption == 0 or step % cfg.snapshot_freq == 0

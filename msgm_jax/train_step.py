@@ -49,7 +49,7 @@ class StepConfig:
   msgm: Optional[MSGMConfig] = None
 
 
-def _loss_fn(params, state_step, batch, key, build_score_fn, sde, cfg: StepConfig):
+def _loss_fn(params, state_step, batch, key, build_score_fn, sde, cfg: StepConfig, active):
   step_key = jax.random.fold_in(key, state_step)
   sfg_keys = example_keys(jax.random.fold_in(step_key, 0), batch["sfg_ids"])
   # Dropout masks differ per device through the first example id of the local batch.
@@ -60,22 +60,26 @@ def _loss_fn(params, state_step, batch, key, build_score_fn, sde, cfg: StepConfi
     return loss, {"dsm": loss}
   nsfg_keys = example_keys(jax.random.fold_in(step_key, 1), batch["nsfg_ids"])
   return msgm_objective(state_step, (sfg_keys, batch["sfg"]), (nsfg_keys, batch["nsfg"]),
-                        score_fn, sde, cfg.loss, cfg.msgm)
+                        score_fn, sde, cfg.loss, cfg.msgm, active=active)
 
 
 def make_train_step(build_score_fn: ScoreFnBuilder, sde, cfg: StepConfig,
                     tx: optax.GradientTransformation,
                     grad_reduce: Callable[[Any], Any] = lambda g: g):
-  """Returns step(state, batch, key) -> (state, metrics).
+  """Returns step(state, batch, key, active=None) -> (state, metrics).
 
   batch: {"sfg": [B, ...], "sfg_ids": int32 [B]} plus {"nsfg", "nsfg_ids"} under MSGM.
   key: the run's base key (the same on every device); per-step and per-example keys are
   derived from it. grad_reduce: applied to (grads, loss, aux) before the update.
+  active (MSGM only): None decides at run time whether this step moderates (state.step %
+  period == 0); a Python bool fixes it at trace time, which must agree with state.step.
   """
 
-  def step(state: TrainState, batch: Dict[str, Array], key: Array):
+  def step(state: TrainState, batch: Dict[str, Array], key: Array,
+           active: Optional[bool] = None):
     grad_fn = jax.value_and_grad(_loss_fn, has_aux=True)
-    (loss, aux), grads = grad_fn(state.params, state.step, batch, key, build_score_fn, sde, cfg)
+    (loss, aux), grads = grad_fn(state.params, state.step, batch, key, build_score_fn, sde, cfg,
+                                 active)
     grads, loss, aux = grad_reduce((grads, loss, aux))
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     lr = optim.learning_rate(cfg.optim, state.step)
@@ -91,19 +95,24 @@ def make_train_step(build_score_fn: ScoreFnBuilder, sde, cfg: StepConfig,
 def scan_steps(step_fn, unroll: bool = False):
   """Fuses k steps into one call: batch leaves carry a leading [k] axis; metrics are [k].
 
-  unroll: trace the k steps one after another instead of a while loop. XLA:CPU runs gradients
-  inside a while loop ~20x slower (measured: tiny DDPM U-Net, 1.0 s vs 0.05 s per step, even
-  for a one-trip loop, which `lax.scan(unroll=True)` still emits), so CPU runs unroll with a
-  Python loop; GPU/TPU keep the loop, which compiles once whatever k is.
+  Returns multi(state, batches, key, pattern=None). unroll: trace the k steps one after
+  another instead of a while loop. XLA:CPU runs gradients inside a while loop ~20x slower
+  (measured: tiny DDPM U-Net, 1.0 s vs 0.05 s per step, even for a one-trip loop, which
+  `lax.scan(unroll=True)` still emits), so CPU runs unroll with a Python loop; GPU/TPU keep the
+  loop, which compiles once whatever k is. pattern (unrolled only): a tuple of k bools, whether
+  each step moderates (see make_train_step's `active`); None decides at run time.
   """
 
-  def multi(state, batches, key):
+  def multi(state, batches, key, pattern: Optional[Tuple[bool, ...]] = None):
     if not unroll:
+      if pattern is not None:
+        raise ValueError("a static moderation pattern needs unrolled steps")
       return jax.lax.scan(lambda s, b: step_fn(s, b, key), state, batches)
     k = jax.tree.leaves(batches)[0].shape[0]
     metrics = []
     for i in range(k):
-      state, m = step_fn(state, jax.tree.map(lambda b: b[i], batches), key)
+      active = None if pattern is None else pattern[i]
+      state, m = step_fn(state, jax.tree.map(lambda b: b[i], batches), key, active)
       metrics.append(m)
     return state, jax.tree.map(lambda *ms: jnp.stack(ms), *metrics)
 

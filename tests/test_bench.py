@@ -50,6 +50,19 @@ def test_train_numbers(toy_result):
   assert t["mfu"] is None
 
 
+def test_msgm_rows(toy_result):
+  """An MSGM config is timed moderating every step, skipping it, and as the DSM step."""
+  r = toy_result
+  assert r["train"]["moderation"] == "every step"
+  for row in ("train_skipped", "train_dsm"):
+    _check_stats(r[row]["step_time_s"])
+    assert r[row]["global_batch"] == 64
+  # The moderating step evaluates the network on the NSFG batch too: more FLOPs.
+  assert r["train"]["flops_per_step"] > 1.5 * r["train_dsm"]["flops_per_step"]
+  assert r["msgm_over_dsm"] == pytest.approx(
+      r["train"]["step_time_s"]["median"] / r["train_dsm"]["step_time_s"]["median"])
+
+
 def test_sampler_numbers(toy_result):
   pc, ode = toy_result["sample"], toy_result["ode"]
   assert pc["steps_timed"] == 5 and pc["nfe"] == 10  # reverse diffusion + one Langevin step

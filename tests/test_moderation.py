@@ -126,6 +126,27 @@ def test_objective_applies_moderation_on_period_only():
   np.testing.assert_allclose(on, 0.75 * aux_on["dsm"] + 0.25 * aux_on["moderation"], rtol=1e-6)
 
 
+@pytest.mark.parametrize("step", [8, 9])
+def test_static_activity_equals_the_run_time_branch(step):
+  """active=True/False (fixed at trace time, no lax.cond) gives the cond's loss and gradient."""
+  from msgm_jax import sde as sde_lib
+  sde = sde_lib.VESDE()
+  x = jax.random.normal(jax.random.key(3), (4, 2))
+  keys = losses.example_keys(jax.random.key(0), jnp.arange(4))
+  cfg = MSGMConfig(variant="obtuse", sign="repel", hinge=True, margin=1.0, alpha=0.25, period=4)
+
+  def loss(w, active):
+    score = lambda y, t: -w * y / (1.0 + t[:, None])
+    return moderation.msgm_objective(jnp.asarray(step), (keys, x), (keys, 2 - x), score, sde,
+                                     MEAN, cfg, active=active)[0]
+
+  w = jnp.asarray(0.7)
+  dynamic = jax.jit(jax.value_and_grad(lambda w: loss(w, None)))(w)
+  static = jax.jit(jax.value_and_grad(lambda w: loss(w, step % 4 == 0)))(w)
+  np.testing.assert_allclose(np.asarray(static), np.asarray(dynamic), rtol=1e-6)
+  assert float(dynamic[1]) != 0.0
+
+
 def test_bad_settings_are_refused():
   with pytest.raises(ValueError, match="valid names: obtuse, orthogonal"):
     MSGMConfig(variant="parallel")

@@ -49,6 +49,28 @@ def test_one_device_equals_eight(regime):
   assert int(one.step) == int(eight.step) == STEPS
 
 
+def test_static_moderation_pattern_equals_the_branch():
+  """CPU training fixes which steps moderate at trace time (train.moderation_pattern); the
+  parameters equal those of the run-time lax.cond after steps that do and do not moderate."""
+  config = _config("msgm")
+  config.training.num_devices = 1
+  run = train.build_run(config, "/unused")
+  build = builders.score_fn_builder(run.model, run.sde, True, train=True)
+  step = jax.jit(ts.make_train_step(build, run.sde, run.step_cfg, run.tx), static_argnums=3)
+  batches = train._Batches(run, 0)  # pylint: disable=protected-access
+  dynamic = static = train.fresh_state(run)
+  for i in range(3):
+    b = jax.tree.map(jnp.asarray, batches.one(i))
+    (pattern,) = train.moderation_pattern(run, i, 1)
+    assert pattern == (i % 2 == 0)
+    dynamic, m_dyn = step(dynamic, b, run.key, None)
+    static, m_sta = step(static, b, run.key, pattern)
+    assert float(m_sta["moderation_active"]) == float(m_dyn["moderation_active"])
+    np.testing.assert_allclose(float(m_sta["loss"]), float(m_dyn["loss"]), rtol=1e-6)
+  batches.close()
+  chex.assert_trees_all_close(static.params, dynamic.params, rtol=1e-5, atol=1e-7)
+
+
 def test_steps_per_call_fuses_identically():
   """Three calls of two fused steps reach the parameters of six single steps."""
   fused, _ = _run(tiny_toy_config(), 1, steps_per_call=2)
