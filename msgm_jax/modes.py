@@ -1,6 +1,8 @@
 """What `python -m msgm_jax.main --mode=...` does: one function per mode, in a registry."""
 
 from msgm_jax import checkpoint, data, evaluate, sample, toy2d, train
+from msgm_jax.classifier import evaluate as classifier_eval
+from msgm_jax.classifier import train as classifier_train
 from msgm_jax.models import model_from_config
 from msgm_jax.models.summary import summarize
 from msgm_jax.registry import Registry
@@ -19,10 +21,18 @@ def _require_workdir(workdir):
   return workdir
 
 
+def _no_classifier(config, mode):
+  if "classifier" in config:
+    raise ValueError(f"--mode={mode} is for score models; a classifier config has train and eval")
+
+
 @MODES.register("train")
 def train_mode(config, workdir):
-  """Trains one run, or runs the experiment the config names (config.experiment.name)."""
-  if "experiment" in config:
+  """Trains one run, or runs the experiment the config names (config.experiment.name), or
+  trains the dataset classifier of a config with a `classifier` section."""
+  if "classifier" in config:
+    classifier_train.train_and_evaluate(config, _require_workdir(workdir))
+  elif "experiment" in config:
     EXPERIMENTS.get(config.experiment.name)(config, _require_workdir(workdir))
   else:
     train.train_and_evaluate(config, _require_workdir(workdir))
@@ -30,13 +40,18 @@ def train_mode(config, workdir):
 
 @MODES.register("eval")
 def eval_mode(config, workdir):
-  """DSM loss and bits/dim of checkpoints on SFG and NSFG test data (msgm_jax/evaluate.py)."""
-  evaluate.evaluate(config, _require_workdir(workdir))
+  """DSM loss and bits/dim of checkpoints on SFG and NSFG test data (msgm_jax/evaluate.py);
+  for a classifier config, its test accuracy and per-class recall."""
+  if "classifier" in config:
+    classifier_eval.evaluate(config, _require_workdir(workdir))
+  else:
+    evaluate.evaluate(config, _require_workdir(workdir))
 
 
 @MODES.register("sample")
 def sample_mode(config, workdir):
   """eval.num_samples samples of a checkpoint to <workdir>/samples (msgm_jax/sample.py)."""
+  _no_classifier(config, "sample")
   sample.sample(config, _require_workdir(workdir))
 
 
@@ -44,6 +59,7 @@ def sample_mode(config, workdir):
 def summary_mode(config, workdir):
   """Prints the parameter table and a last line `params: <N>` (no data, no training)."""
   del workdir
+  _no_classifier(config, "summary")
   spec = data.DataSpec.from_config(config.data)
   model = model_from_config(config.model, data_shape=data.data_shape(spec),
                             centered=spec.centered)

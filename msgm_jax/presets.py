@@ -217,6 +217,17 @@ def stl10_64(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   return config
 
 
+def mnist(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """MNIST 28x28, no flips (digits are not mirror-symmetric); NSFG digit 1 by default."""
+  data = config.data
+  data.dataset = "MNIST"
+  data.image_size = 28
+  data.num_channels = 1
+  data.random_flip = False
+  data.nsfg_classes = (1,)
+  return config
+
+
 def digits(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """The real 8x8 digits inside scikit-learn with a tiny U-Net budget (2 CPU cores)."""
   data = config.data
