@@ -1,14 +1,17 @@
-"""The statistics command as a user runs it (subprocesses, one CPU device)."""
+"""The statistics command as a user runs it (subprocesses, one CPU device), and run() itself."""
 
 import os
 import subprocess
 import sys
 
+import jax
 import numpy as np
 
 from msgm_jax import metrics
 from msgm_jax.data import datasets
-from tests.helpers import ROOT
+from msgm_jax.metrics import stats as stats_cli
+from tests.helpers import ROOT, load_config
+from tests.metrics import projection
 
 DIGITS = ["--config=configs/msgm/digits_ddpm.py"]  # NSFG digit 0
 
@@ -49,3 +52,15 @@ def test_user_errors_are_one_line_naming_the_fix(tmp_path):
   out = _cli(*DIGITS, "--extractor=nope")
   assert out.returncode == 2 and "valid names: inception, pixels" in out.stderr
   assert not os.listdir(tmp_path)
+
+
+def test_run_uses_a_registered_extractor_and_the_test_split(tmp_path):
+  config = load_config("configs/msgm/digits_ddpm.py")
+  config.eval.stats_dir = str(tmp_path)
+  paths = stats_cli.run(config, projection.NAME, "test", ["sfg", "nsfg"], num_examples=0,
+                        batch_size=16, overwrite=False, devices=jax.local_devices())
+  labels = datasets.load_digits("test").labels()
+  for path, count in zip(paths, ((labels != 0).sum(), (labels == 0).sum())):
+    stats = metrics.load_stats(path)
+    assert stats.n == count and stats.dim == projection.DIM
+    assert os.path.basename(path).startswith("digits-8x8x1_test_")
