@@ -71,6 +71,11 @@ def base() -> ml_collections.ConfigDict:
   # likelihood divergence: hutchinson_rademacher | hutchinson_gaussian | exact (costly for images)
   evaluate.divergence = "hutchinson_rademacher"
   evaluate.num_samples = 256  # --mode=sample
+  # Feature statistics (python -m msgm_jax.metrics.stats; README "FID and feature statistics"):
+  # pytorch-fid's pt_inception-2015-12-05-6726825d.pth (or an .npz of the same names), and
+  # where the cached statistics go ('' -> <data cache dir>/feature_stats).
+  evaluate.inception_weights = ""
+  evaluate.stats_dir = ""
 
   config.data = data = ml_collections.ConfigDict()
   data.dataset = "CIFAR10"
