@@ -155,17 +155,17 @@ class Evaluator:
     self.p_lik = parallel.data_parallel_map(likelihood_fn(build_score_fn, sde, settings),
                                             devices)
 
-  def _bar(self, what: str, n_examples: int, batch: int) -> progress.Progress:
-    n = min(n_examples, len(self.sources[what.split()[0]]))
+  def _bar(self, subset: str, part: str, n_examples: int, batch: int) -> progress.Progress:
+    n = min(n_examples, len(self.sources[subset]))
     return progress.Progress(-(-n // batch), enabled=self.show_progress and n > 0,
-                             desc=f"{self.label}{what}", unit="batch")
+                             desc=f"{self.label}{subset} {part}", unit="batch")
 
   def dsm(self, p_variables, subset: str) -> Dict[str, Any]:
     s = self.settings
     n = s.batch_size * s.num_batches
     batches = model_batches(self.spec, self.sources[subset], s.batch_size, n,
                             host_rng(self.seed, subset, 0))
-    with self._bar(f"{subset} dsm", n, s.batch_size) as bar:
+    with self._bar(subset, "dsm", n, s.batch_size) as bar:
       losses = map_examples(self.p_dsm, p_variables, batches, self.dsm_key, self.devices,
                             on_batch=bar.update)["loss"]
     return {"dsm_loss": float(np.mean(losses)), "dsm_examples": len(losses)}
@@ -183,7 +183,7 @@ class Evaluator:
     batches = model_batches(spec, self.sources[subset], batch, s.bpd_num_examples,
                             host_rng(self.seed, subset, 1))
     key = jax.random.fold_in(self.lik_key, SUBSETS.index(subset))
-    with self._bar(f"{subset} likelihood", s.bpd_num_examples, batch) as bar:
+    with self._bar(subset, "likelihood", s.bpd_num_examples, batch) as bar:
       out = map_examples(self.p_lik, p_variables, batches, key, self.devices,
                          on_batch=bar.update)
     return {**likelihood_summary(out["logp"], self.spec), "likelihood_examples": len(out["logp"]),
@@ -284,14 +284,15 @@ def _readable(ckpt: checkpoint.Checkpointer, steps: List[int], template, latest_
     logging.warning("moved %s aside to %s", ckpt.path(e.step), ckpt.set_aside(e.step))
 
 
-def _previous(outdir: str, steps: List[int]) -> Dict[int, Dict[str, Any]]:
-  """The records of `steps` already written with these settings."""
-  records = {}
-  for step in steps:
-    if os.path.exists(record_path(outdir, step)):
-      with open(record_path(outdir, step), encoding="utf-8") as f:
-        records[step] = json.load(f)
-  return records
+def _previous(outdir: str, step: int) -> Optional[Dict[str, Any]]:
+  """The record of `step` written before with these settings, printed; None if there is none."""
+  if not os.path.exists(record_path(outdir, step)):
+    return None
+  with open(record_path(outdir, step), encoding="utf-8") as f:
+    record = json.load(f)
+  print(_summary_line(record, record_path(outdir, step)) +
+        " (evaluated before with these settings; --overwrite evaluates again)", flush=True)
+  return record
 
 
 def evaluate(config, workdir: str, *, allow_config_change: bool = False,
@@ -304,10 +305,8 @@ def evaluate(config, workdir: str, *, allow_config_change: bool = False,
     train.check_agreement(config, ckpt, allow_config_change)
     latest_only = settings.begin_ckpt == 0 and settings.end_ckpt == 0
     steps = select_steps(ckpt.all_steps(), settings.begin_ckpt, settings.end_ckpt)
-    records = {} if overwrite else _previous(outdir, steps)
-    for step in sorted(records):
-      print(_summary_line(records[step], record_path(outdir, step)) +
-            " (evaluated before with these settings; --overwrite evaluates again)", flush=True)
+    records = {} if overwrite else {s: _previous(outdir, s) for s in steps}
+    records = {s: r for s, r in records.items() if r is not None}
     todo = [s for s in steps if s not in records]
     if not todo:
       return records
@@ -323,14 +322,17 @@ def evaluate(config, workdir: str, *, allow_config_change: bool = False,
                  f"{evaluator.likelihood_batch()})" if settings.enable_bpd else "")
     if is_main:
       _write_settings(outdir, config)
-    redo = set(todo)
-    with contextlib.closing(writer_lib.MetricWriter(
-        outdir, enabled=is_main, keep=lambda s: s not in redo)) as writer:
-      for step, state in _readable(ckpt, todo, state_template(run), latest_only):
-        p_ema = parallel.replicate(state.ema_params, run.devices)
-        results = evaluator(p_ema, label=f"eval step {step}: ")
-        records[step] = _record(step, results, run.spec, settings)
+    for step, state in _readable(ckpt, todo, state_template(run), latest_only):
+      earlier = None if step in todo or overwrite else _previous(outdir, step)
+      if earlier is not None:  # the latest-only fallback landed on an evaluated checkpoint
+        records[step] = earlier
+        continue
+      results = evaluator(parallel.replicate(state.ema_params, run.devices),
+                          label=f"eval step {step}: ")
+      records[step] = _record(step, results, run.spec, settings)
+      # One event file per evaluation; an earlier result of this step (--overwrite) goes.
+      with contextlib.closing(writer_lib.MetricWriter(outdir, enabled=is_main,
+                                                      keep=lambda s, step=step: s != step)) as w:
         if is_main:
-          path = write_record(outdir, records[step], writer)
-          print(_summary_line(records[step], path), flush=True)
+          print(_summary_line(records[step], write_record(outdir, records[step], w)), flush=True)
   return records
