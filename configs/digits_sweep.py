@@ -11,10 +11,10 @@ and their evaluations (the same settings), and the other way round.
 from msgm_jax import presets
 from msgm_jax.models import presets as model_presets
 
-SETTINGS = ("a0.01p4", "a0.1p4", "a0.1p1", "a0.5p1")
+SETTINGS = ("a0.01p4", "a0.1p4", "a0.1p1", "a0.5p1")  # a0.01p4: the release's
 ROWS = ",".join(["standard", "unseen"] +
                 [f"finetuned_obtuse_repel_hinge@{s}" for s in SETTINGS] +
-                ["obtuse_repel_hinge@a0.01p4"])
+                [f"obtuse_repel_hinge@{s}" for s in ("a0.01p4", "a0.1p1", "a0.5p1")])
 
 
 def get_config():
