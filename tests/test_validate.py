@@ -49,6 +49,9 @@ BAD = [
     ("sampling.predictor", "heun", "must be one of ancestral_sampling, euler_maruyama"),
     ("data.dataset", "imagenet", "must be one of celeba, cifar10"),
     ("experiment.rows", "standard,oops", "unknown row 'oops'"),
+    ("adjust.method", "away", "must be '' (none) or one of obtuse, orthogonal"),
+    ("adjust.num_refs", 1, "must be an integer >= 2"),
+    ("eval.nsfg_rate", "yes", "must be one of auto, on, off"),
 ]
 
 
