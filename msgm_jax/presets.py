@@ -7,6 +7,8 @@ ConfigDict: `msgm_jax/train.py` and friends translate sections into typed argume
 
 import ml_collections
 
+from msgm_jax.data import compositional
+
 
 def base() -> ml_collections.ConfigDict:
   """Everything a run needs, with score_sde's CIFAR-10 defaults (method.md section 5)."""
@@ -251,6 +253,16 @@ def digits(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   config.optim.warmup = 200
   config.sampling.batch_size = 64
   config.eval.batch_size = 128
+  return config
+
+
+def colour_digits(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """The digits in 7 colours (msgm_jax/data/compositional.py): 8x8x3, NSFG = one colour per
+  digit (digit d in colour d mod 7), with the digits' tiny U-Net budget."""
+  digits(config)
+  config.data.dataset = "colour_digits"
+  config.data.num_channels = 3
+  config.data.nsfg_classes = compositional.NSFG_COMBOS
   return config
 
 

@@ -19,7 +19,7 @@ CONFIGS = [p for p in ALL if p not in CLASSIFIER_CONFIGS]
 
 def test_configs_were_found():
   assert len(CONFIGS) >= 15 and "configs/toy2d.py" in CONFIGS
-  assert len(CLASSIFIER_CONFIGS) == 5
+  assert len(CLASSIFIER_CONFIGS) == 6
 
 
 @pytest.mark.parametrize("path", CONFIGS)
@@ -45,9 +45,12 @@ def test_msgm_configs_use_the_papers_splits():
 
 # Parameters of each dataset's classifier: WRN-28-10's is the published count (36.5M, exactly
 # 36,479,194 in the reference PyTorch ports; GroupNorm has BatchNorm's 2 per channel), digits'
-# is derived by hand in test_classifier_networks.py; the others guard against silent changes.
+# is derived by hand in test_classifier_networks.py, colour digits' from it (3 input channels:
+# + 2 * 9 * 32 first-conv weights; 70 classes: + 60 * (128 + 1) in the last Dense); the others
+# guard against silent changes.
 CLASSIFIER_PARAMS = {"digits": 99_178, "mnist": 467_818, "cifar10": 36_479_194,
-                     "stl10": 10_961_370, "celeba": 2_746_834}
+                     "stl10": 10_961_370, "celeba": 2_746_834,
+                     "colourdigits": 99_178 + 2 * 9 * 32 + 60 * 129}
 
 
 @pytest.mark.parametrize("path", CLASSIFIER_CONFIGS)
@@ -62,4 +65,4 @@ def test_classifier_config_translates(path):
   assert sum(x.size for x in jax.tree.leaves(state.params)) == CLASSIFIER_PARAMS[spec.dataset]
   # The same images as the dataset's generative configs, in [0, 1].
   assert not spec.centered and spec.random_flip == (spec.dataset in ("cifar10", "stl10", "celeba"))
-  assert info.num_classes == (2 if spec.dataset == "celeba" else 10)
+  assert info.num_classes == {"celeba": 2, "colourdigits": 70}.get(spec.dataset, 10)
