@@ -1,13 +1,17 @@
 """NSFG rates of colour-digit samples against the detector's floor (issue 15, the premise).
 
   python -m msgm_jax.compositional_rates --classifier=runs/classifier_digits \\
-      --samples=standard=runs/cd_standard/samples/eval_8000.npz \\
-      --samples=unseen=runs/cd_unseen/samples/eval_8000.npz [--nsfg=0,11,22] [--out=rates.json]
+      --samples=standard=runs/cd_standard/samples/eval_6000.npz \\
+      --samples=unseen=runs/cd_unseen/samples/eval_6000.npz \\
+      [--config=configs/colour_digits_ddpm.py --config.data.nsfg_classes='(27,)'] [--out=rates.json]
 
-Samples are sample mode's npz files (their uint8 'images'). The detector
-(msgm_jax/classifier/factors.py) also reads the real test images: its NSFG rate on real SFG
-images is the floor a perfect SFG generator would get; on real NSFG images, its recall. Each
-rate comes with a 95% Wilson interval. Prints one JSON object (also written to --out).
+Samples are sample mode's npz files (their uint8 'images'). The NSFG combinations are the
+config's data.nsfg_classes (give the runs' config and overrides), else the dataset's default
+(data/compositional.py NSFG_COMBOS). The detector (msgm_jax/classifier/factors.py) also reads
+the real test images: its NSFG rate on real SFG images is the floor a perfect SFG generator
+would get; on real NSFG images, its recall. Each rate comes with a 95% Wilson interval. Prints one JSON object (also written to --out).
+--figure writes a PNG of images the detector calls NSFG: two rows of ten per block, the real
+NSFG test images first, then each sample set in the order given.
 """
 
 import json
@@ -16,17 +20,20 @@ from typing import Dict, Sequence, Tuple
 
 import numpy as np
 from absl import app, flags
+from ml_collections import config_flags
 
 from msgm_jax import data
+from msgm_jax import writer as writer_lib
 from msgm_jax.classifier import factors
 from msgm_jax.data import compositional
 
+FIGURE_BLOCK = 20  # images per block of the figure (two rows of ten)
 FLAGS = flags.FLAGS
 flags.DEFINE_string("classifier", None, "Workdir of a configs/classifier/digits.py run.")
 flags.DEFINE_multi_string("samples", [], "name=path of a sample-mode npz (repeatable).")
-flags.DEFINE_list("nsfg", [], "NSFG combination ids (colour * 10 + digit); default: the "
-                  "dataset's (data/compositional.py NSFG_COMBOS).")
+config_flags.DEFINE_config_file("config", None, "The runs' config (for data.nsfg_classes).")
 flags.DEFINE_string("out", None, "Also write the JSON here.")
+flags.DEFINE_string("figure", None, "Also write a PNG of NSFG-detected images here.")
 flags.mark_flags_as_required(["classifier"])
 
 
@@ -65,28 +72,53 @@ def real_images(subset: str, nsfg_combos: Sequence[int]) -> np.ndarray:
   return np.stack([source[i]["image"] for i in range(len(source))]) / 255.0
 
 
-def measure(classifier: str, samples: Dict[str, str], nsfg_combos: Sequence[int]) -> dict:
-  """{'detector': {'floor': ..., 'recall': ...}, 'samples': {name: summary}}."""
+def nsfg_figure(blocks: Sequence[np.ndarray]) -> np.ndarray:
+  """Blocks of images [n <= 20, H, W, 3] in [0, 1] -> one uint8 picture, a 2 x 10 grid per
+  block (short blocks padded with black), blocks stacked top to bottom."""
+  grids = []
+  for images in blocks:
+    padded = np.zeros((FIGURE_BLOCK,) + images.shape[1:], np.float32)
+    padded[:len(images)] = images[:FIGURE_BLOCK]
+    grids.append(writer_lib.image_grid(padded, ncol=FIGURE_BLOCK // 2))
+  return np.concatenate(grids, axis=0)
+
+
+def measure(classifier: str, samples: Dict[str, str], nsfg_combos: Sequence[int],
+            figure: str = "") -> dict:
+  """{'detector': {'floor': ..., 'recall': ...}, 'samples': {name: summary}}; with figure,
+  also writes nsfg_figure of the NSFG-detected images there."""
   detect = factors.load_detector(classifier)
   result = {"nsfg_combos": list(nsfg_combos), "detector": {}, "samples": {}}
+  blocks = []
   for key, subset in (("floor", "sfg"), ("recall", "nsfg")):
-    result["detector"][key] = summarize(detect(real_images(subset, nsfg_combos), nsfg_combos),
-                                        nsfg_combos)
+    images = real_images(subset, nsfg_combos)
+    out = detect(images, nsfg_combos)
+    result["detector"][key] = summarize(out, nsfg_combos)
+    if key == "recall":
+      blocks.append(images[np.asarray(out["is_nsfg"])])
   for name, path in samples.items():
     with np.load(path) as f:
       images = f["images"] / 255.0
-    result["samples"][name] = {"path": path,
-                               **summarize(detect(images, nsfg_combos), nsfg_combos)}
+    out = detect(images, nsfg_combos)
+    result["samples"][name] = {"path": path, **summarize(out, nsfg_combos)}
+    blocks.append(images[np.asarray(out["is_nsfg"])])
+  if figure:
+    writer_lib.save_png(figure, nsfg_figure(blocks))
   return result
 
 
 def main(argv):
   del argv
-  combos = tuple(int(c) for c in FLAGS.nsfg) or compositional.NSFG_COMBOS
+  combos = compositional.NSFG_COMBOS
+  if FLAGS.config is not None:
+    spec = data.DataSpec.from_config(FLAGS.config.data)
+    if spec.dataset != "colourdigits":
+      raise app.UsageError(f"--config is for the colour digits; its data are {spec.dataset}")
+    combos = spec.nsfg_criterion()[0]
   pairs = [s.split("=", 1) for s in FLAGS.samples]
   if any(len(p) != 2 for p in pairs):
     raise app.UsageError("--samples takes name=path, e.g. --samples=unseen=run/samples/x.npz")
-  result = measure(FLAGS.classifier, dict(pairs), combos)
+  result = measure(FLAGS.classifier, dict(pairs), combos, FLAGS.figure or "")
   text = json.dumps(result, indent=1)
   print(text)
   if FLAGS.out:

@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from PIL import Image
 
 from msgm_jax import compositional_rates as rates
 from msgm_jax import data
@@ -74,13 +75,16 @@ def test_detector_and_rates_with_a_trained_digits_classifier(digits_classifier, 
   # Samples that are the real test images get exactly the detector's rates on them.
   path = str(tmp_path / "real.npz")
   np.savez(path, images=(images * 255).round().astype(np.uint8))
-  result = rates.measure(digits_classifier, {"real": path}, cd.NSFG_COMBOS)
+  figure = str(tmp_path / "nsfg.png")
+  result = rates.measure(digits_classifier, {"real": path}, cd.NSFG_COMBOS, figure)
   real, det = result["samples"]["real"], result["detector"]
   assert real["n"] == 2079 and det["floor"]["n"] == 6 * 297 and det["recall"]["n"] == 297
   assert real["nsfg"] == det["floor"]["nsfg"] + det["recall"]["nsfg"]
   assert real["nsfg"] == int(out["is_nsfg"].sum())
   assert sum(real["nsfg_per_combo"].values()) == real["nsfg"]
   json.dumps(result)  # the CLI prints it
+  # Two blocks (real NSFG test images, the 'real' samples) of 2 x 10 digits enlarged 4x.
+  assert np.asarray(Image.open(figure)).shape == (2 * (2 * 34 + 2), 10 * 34 + 2, 3)
 
 
 def test_colour_digits_classifier_trains_through_the_cli_and_is_refused_as_shape_reader(

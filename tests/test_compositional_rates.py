@@ -40,3 +40,12 @@ def test_summarize_counts_and_clear_readings():
   # Clear: confidence >= 0.9 and leak < 0.25 -> rows 0, 3, 4, 5, of which row 0 is NSFG.
   assert s["clear_share"] == pytest.approx(4 / 6) and s["nsfg_rate_clear"] == 0.25
   assert math.isclose(sum(s["colour_shares"].values()), 1.0) and s["digit_shares"][7] == 2 / 6
+
+
+def test_nsfg_figure_pads_short_blocks_and_stacks_them():
+  few = np.ones((3, 8, 8, 3))
+  fig = rates.nsfg_figure([few, np.ones((25, 8, 8, 3))])
+  assert fig.shape == (2 * 70, 342, 3) and fig.dtype == np.uint8
+  cell = lambda b, r, c: fig[b * 70 + 2 + r * 34:b * 70 + 2 + r * 34 + 32, 2 + c * 34:34 + c * 34]
+  assert cell(0, 0, 2).min() == 255 and cell(0, 0, 3).max() == 0  # 3 images, then black
+  assert cell(1, 1, 9).min() == 255  # a full block keeps its first 20
