@@ -1,8 +1,10 @@
 """MSGM moderation terms on perturbed NSFG samples and the combined objective (method.md 4).
 
 At x~ = m x_u + std z (x_u an NSFG sample) the true conditional score is -z / std: it points
-back to x_u. The terms act on the model score s there, through the product s * (std z)
-(with likelihood weighting s * (z / std) times g^2, as the authors' release does):
+back to x_u. The terms act on the model score s there, through the product s * (std z). With
+likelihood weighting every term takes s * (z / std) instead and is multiplied by g(t)^2, as the
+authors' release does (e.g. reduce((s z / std)^2) g^2): by g^2 alone, not by the DSM's weight
+g^2 / std^2, which would add a factor 1 / std^2 (up to 1e4 at low noise).
 
 - orthogonal / elementwise (the release): reduce((s std z)^2). Drives every coordinate of s
   towards 0 where z is non-zero, i.e. towards s = 0, not only towards orthogonality.
@@ -72,6 +74,11 @@ def _direction(p: Perturbed, cfg: LossConfig) -> Array:
   return batch_mul(1.0 / p.std if cfg.likelihood_weighting else p.std, p.z)
 
 
+def _weight(p: Perturbed, cfg: LossConfig) -> Array:
+  """g(t)^2 under likelihood weighting, else 1 [B]. p.weight is the DSM's g^2 / std^2."""
+  return p.weight * p.std**2 if cfg.likelihood_weighting else p.weight
+
+
 @MODERATIONS.register("orthogonal")
 def orthogonal(p: Perturbed, cfg: LossConfig, mcfg: MSGMConfig) -> Array:
   """Per-example orthogonal moderation [B]."""
@@ -85,7 +92,7 @@ def orthogonal(p: Perturbed, cfg: LossConfig, mcfg: MSGMConfig) -> Array:
     s, d = p.score.reshape(p.z.shape[0], -1), v.reshape(p.z.shape[0], -1)
     dot = jnp.sum(s * d, -1)
     value = dot**2 / (jnp.sum(s * s, -1) * jnp.sum(d * d, -1) + 1e-12)
-  return value * p.weight
+  return value * _weight(p, cfg)
 
 
 @MODERATIONS.register("obtuse")
@@ -95,7 +102,7 @@ def obtuse(p: Perturbed, cfg: LossConfig, mcfg: MSGMConfig) -> Array:
   value = sign * flat_mean(p.score * _direction(p, cfg))
   if mcfg.hinge:
     value = jax.nn.relu(value + mcfg.margin)
-  return reduce_scale(cfg, p.z.shape) * value * p.weight
+  return reduce_scale(cfg, p.z.shape) * value * _weight(p, cfg)
 
 
 def moderation_loss(keys: Array, x: Array, score_fn, sde, cfg: LossConfig,

@@ -94,13 +94,41 @@ def _run_n(config, n, collect=False):
   return state, (metrics if collect else None)
 
 
+def _release_ema_decays(rate, n_updates):
+  """The decays of the release's ExponentialMovingAverage.update, written out: the update
+  counter is incremented first, then decay = min(rate, (1 + count) / (10 + count))."""
+  count, out = 0, []
+  for _ in range(n_updates):
+    count += 1
+    out.append(min(rate, (1 + count) / (10 + count)))
+  return out
+
+
 def test_warmup_and_ema_schedule():
   from msgm_jax import optim
   cfg = optim.OptimConfig(lr=1e-3, warmup=10)
   np.testing.assert_allclose([optim.learning_rate(cfg, s) for s in (0, 5, 10, 50)],
                              [0.0, 5e-4, 1e-3, 1e-3], rtol=1e-6)
-  np.testing.assert_allclose([optim.ema_decay(0.999, n) for n in (0, 10, 10**6)],
-                             [0.1, 11 / 20, 0.999], rtol=1e-6)
+  # The decay of the update made at state.step = s is the release's (s + 1)-th decay.
+  release = _release_ema_decays(0.999, 20000)
+  steps = [0, 1, 9, 100, 19999]
+  np.testing.assert_allclose([optim.ema_decay(0.999, s) for s in steps],
+                             [release[s] for s in steps], rtol=1e-6)
+  assert release[0] == 2 / 11
+
+
+def test_first_train_step_averages_with_the_release_decay():
+  """After one step from a fresh state the EMA is d p0 + (1 - d) p1 with d = 2/11."""
+  config = tiny_toy_config()
+  config.training.num_devices = 1
+  config.optim.warmup = 0  # a non-zero first step, so p1 != p0
+  run = train.build_run(config, "/unused")
+  fresh = train.fresh_state(run)
+  one, _ = _run_n(config, 1)
+  d = 2 / 11
+  expect = jax.tree.map(lambda p0, p1: d * p0 + (1 - d) * p1, fresh.params, one.params)
+  assert not np.allclose(jax.tree.leaves(one.params)[0], jax.tree.leaves(fresh.params)[0])
+  chex.assert_trees_all_close(one.ema_params, expect, rtol=1e-5, atol=1e-7)
 
 
 @pytest.mark.parametrize("sde_name", ["vpsde", "vesde"])
