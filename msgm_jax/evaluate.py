@@ -135,19 +135,21 @@ class Evaluator:
   """The metrics of one set of (replicated) variables on the SFG and NSFG subsets.
 
   build_score_fn: (variables, rng) -> score_fn(x, t), e.g. builders.score_fn_builder(...,
-  train=False); any score works (tests pass an exact one). Compiles once per function, however
-  many checkpoints it evaluates.
+  train=False); any score works (tests pass an exact one). build_flow_score_fn: the same for
+  the likelihoods' probability-flow ODE (score_fn_builder(..., flow=True)); default
+  build_score_fn. Compiles once per function, however many checkpoints it evaluates.
   """
 
   def __init__(self, spec: data.DataSpec, sde, build_score_fn: Callable, loss_cfg: LossConfig,
-               devices: Sequence, settings: EvalSettings, *, seed: int, init_key: jax.Array):
+               devices: Sequence, settings: EvalSettings, *, seed: int, init_key: jax.Array,
+               build_flow_score_fn: Optional[Callable] = None):
     self.spec, self.devices, self.settings, self.seed = spec, devices, settings, seed
     self.sources = {s: subset_source(spec, settings.split, s) for s in SUBSETS}
     self.dsm_key, self.lik_key = eval_keys(init_key)
     self.p_dsm = parallel.data_parallel_map(dsm_fn(build_score_fn, sde, loss_cfg), devices,
                                             distinct_keys=False)
-    self.p_lik = parallel.data_parallel_map(likelihood_fn(build_score_fn, sde, settings),
-                                            devices)
+    self.p_lik = parallel.data_parallel_map(
+        likelihood_fn(build_flow_score_fn or build_score_fn, sde, settings), devices)
 
   def dsm(self, p_variables, subset: str) -> Dict[str, Any]:
     s = self.settings
@@ -221,10 +223,10 @@ def evaluate(config, workdir: str) -> Dict[int, Dict[str, Any]]:
   with contextlib.closing(open_checkpoints(workdir)) as ckpt:
     steps = select_steps(ckpt.all_steps(), settings.begin_ckpt, settings.end_ckpt)
     run = train.build_run(config, workdir)
-    build = builders.score_fn_builder(run.model, run.sde, config.training.continuous,
-                                      train=False)
-    evaluator = Evaluator(run.spec, run.sde, build, run.step_cfg.loss, run.devices, settings,
-                          seed=config.seed, init_key=run.init_key)
+    builds = [builders.score_fn_builder(run.model, run.sde, config.training.continuous,
+                                        train=False, flow=flow) for flow in (False, True)]
+    evaluator = Evaluator(run.spec, run.sde, builds[0], run.step_cfg.loss, run.devices, settings,
+                          seed=config.seed, init_key=run.init_key, build_flow_score_fn=builds[1])
     template = state_template(run)
     outdir, is_main = os.path.join(workdir, "eval"), jax.process_index() == 0
     records = {}
