@@ -35,6 +35,9 @@ Array = jax.Array
 MODERATIONS: Registry = Registry("moderation variant")
 ORTHOGONAL_FORMS = ("elementwise", "inner", "cosine")
 OBTUSE_SIGNS = ("release", "repel")
+# msgm.preset: named loss forms that override msgm.form / sign / hinge / margin on any config
+# (variant, alpha and period stay as configured). "release": the authors' code, literally.
+PRESETS = {"release": dict(form="elementwise", sign="release", hinge=False, margin=0.0)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,8 +68,16 @@ class MSGMConfig:
 
   @classmethod
   def from_config(cls, msgm_cfg) -> "MSGMConfig":
+    """config.msgm -> MSGMConfig; msgm.preset (when set) overrides the forms it names."""
     names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in msgm_cfg.items() if k in names})
+    values = {k: v for k, v in msgm_cfg.items() if k in names}
+    preset = msgm_cfg.get("preset", "")
+    if preset:
+      if preset not in PRESETS:
+        raise ValueError(f"msgm.preset={preset!r} is not one of {', '.join(PRESETS)} (or '' "
+                         "to use msgm.form / sign / hinge / margin as set)")
+      values.update(PRESETS[preset])
+    return cls(**values)
 
 
 def _direction(p: Perturbed, cfg: LossConfig) -> Array:

@@ -42,6 +42,9 @@ def base() -> ml_collections.ConfigDict:
   msgm.sign = "repel"  # obtuse: release (the authors' code) | repel
   msgm.hinge = True  # obtuse: relu(... + margin) so the term is bounded below by 0
   msgm.margin = 1.0  # obtuse with hinge: ask for <s std, -z> / D <= -margin
+  # "release": the authors' loss forms (elementwise; release sign, no hinge), overriding the
+  # four fields above; "": use them as set. Applied by MSGMConfig.from_config.
+  msgm.preset = ""
   msgm.alpha = 0.01
   msgm.period = 4
   msgm.nsfg_batch_size = 0  # 0: same as training.batch_size
