@@ -52,11 +52,18 @@ def step_config(config) -> StepConfig:
 
 
 def score_fn_builder(model, sde, continuous: bool, train: bool, flow: bool = False):
-  """(variables, dropout_rng) -> score_fn(x, t) for `model` (see models.utils.make_score_fn;
-  flow: the parametrisation of the probability-flow ODE, for ODE sampling and likelihoods)."""
-  from msgm_jax.models.utils import make_score_fn  # pylint: disable=import-outside-toplevel
+  """(variables, dropout_keys) -> score_fn(x, t) for `model` (see models.utils.make_score_fn;
+  flow: the parametrisation of the probability-flow ODE, for ODE sampling and likelihoods).
 
-  def build(variables, rng):
+  dropout_keys: None (train=False), or [B] keys, one per example of the batch the score is
+  called on. A model with dropout then runs per example; one without runs batched (the keys
+  are not used, and the compiled step is the plain batched one).
+  """
+  from msgm_jax.models.utils import make_score_fn  # pylint: disable=import-outside-toplevel
+  per_example = train and getattr(model, "dropout", 0.0) > 0
+
+  def build(variables, keys):
+    rng = keys if per_example or keys is None else keys[0]
     return make_score_fn(model.apply, variables, sde, continuous=continuous, train=train, rng=rng,
                          flow=flow)
 

@@ -123,11 +123,12 @@ def moderation_loss(keys: Array, x: Array, score_fn, sde, cfg: LossConfig,
 
 
 def msgm_objective(step: Array, sfg: Tuple[Array, Array], nsfg: Tuple[Array, Array], score_fn,
-                   sde, cfg: LossConfig, mcfg: MSGMConfig,
-                   active: Optional[bool] = None) -> Tuple[Array, Dict[str, Array]]:
+                   sde, cfg: LossConfig, mcfg: MSGMConfig, active: Optional[bool] = None,
+                   nsfg_score_fn=None) -> Tuple[Array, Dict[str, Array]]:
   """(1 - alpha) DSM(SFG) + alpha [step % period == 0] moderation(NSFG).
 
   sfg, nsfg: (keys [B], x [B, ...]) pairs; their t and z are drawn independently.
+  nsfg_score_fn: the score on the NSFG batch (default score_fn), e.g. with its own dropout.
   active: None decides from `step` at run time and skips the moderation branch on off-period
   steps with lax.cond; True / False decides at trace time (no branch in the graph). Both give
   the same loss and gradients. XLA:CPU runs the convolutions inside a cond's branch 4-16x
@@ -137,7 +138,7 @@ def msgm_objective(step: Array, sfg: Tuple[Array, Array], nsfg: Tuple[Array, Arr
   dsm = jnp.mean(dsm_loss(*sfg, score_fn, sde, cfg))
 
   def moderation():
-    return jnp.mean(moderation_loss(*nsfg, score_fn, sde, cfg, mcfg))
+    return jnp.mean(moderation_loss(*nsfg, nsfg_score_fn or score_fn, sde, cfg, mcfg))
 
   if active is None:
     on = (step % mcfg.period) == 0

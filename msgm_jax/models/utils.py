@@ -53,13 +53,22 @@ def _ve_labels(sde, x: Array, t: Array, continuous: bool) -> Array:
   return jnp.round((sde.T - t) * (sde.N - 1)).astype(jnp.int32).astype(jnp.float32)
 
 
+def _is_key_batch(rng) -> bool:
+  """A [B] array of typed keys (or [B, 2] raw uint32 keys), not a single key."""
+  if jax.dtypes.issubdtype(rng.dtype, jax.dtypes.prng_key):
+    return rng.ndim == 1
+  return rng.ndim == 2
+
+
 def make_score_fn(apply_fn: Callable[..., Array], params: Any, sde, *, continuous: bool = True,
                   train: bool = False, rng: Optional[Array] = None,
                   flow: bool = False) -> ScoreFn:
   """Wraps a network into score_fn(x [B, ...], t [B]) -> score [B, ...].
 
   apply_fn(variables, x, labels, train=..., rngs=...) is e.g. `model.apply`; `params` is the full
-  variables dict ({'params': ...}); train=True enables dropout with rngs={'dropout': rng}.
+  variables dict ({'params': ...}); train=True enables dropout with rngs={'dropout': rng}, rng
+  one key, or [B] typed keys: one per example of the batch the score is then called on (the
+  network runs per example under vmap; GroupNorm and attention are per example anyway).
   VP / sub-VP: the network predicts the noise z (x = mean + std z) and score = -out / std.
   VE: the network output is the score (NCSN++ divides by sigma itself when scale_by_sigma).
 
@@ -77,6 +86,12 @@ def make_score_fn(apply_fn: Callable[..., Array], params: Any, sde, *, continuou
   rngs = {"dropout": rng} if train else {}
 
   def model_fn(x: Array, labels: Array) -> Array:
+    if train and _is_key_batch(rng):
+      # One dropout stream per example: the masks of an example do not depend on the rest of
+      # the batch, so a global batch split over devices sees the masks of one device.
+      one = lambda x1, l1, k: apply_fn(params, x1[None], l1[None], train=True,
+                                       rngs={"dropout": k})[0]
+      return jax.vmap(one)(x, labels, rng)
     return apply_fn(params, x, labels, train=train, rngs=rngs)
 
   if isinstance(sde, (sde_lib.VPSDE, sde_lib.subVPSDE)):
