@@ -14,11 +14,12 @@ references, itself a D-dimensional distance). w^2 is the expected squared distan
 of a point of the NSFG region at the current noise level, x = m r' + std z with |r' - r_j| = h:
 E|m (r' - r_j) + std z|^2 = m^2 h^2 + D std^2. So the gate means the same at any dimension:
 for a point drawn from the perturbed NSFG data E d_min^2 <= w^2, and the gate there is about
-exp(-1/2) or more whether D is 2 or 3072; it falls off only beyond the region. (Without the D, the noise alone, d_min^2 ~ D std^2, shut
-the gate at image sizes even on the NSFG data itself.) R bounds the noise level at which to
-act, because at high noise the direction to the NSFG data is the direction to the data's centre
-and removing it would stop every sample from contracting. Everything is pure and runs under
-jit in any sampler; x may be any [B, ...] shape (points or images).
+exp(-1/2) or more whether D is 2 or 3072; it falls off only beyond the region. (Without the
+D, the noise alone, d_min^2 ~ D std^2, shut the gate at image sizes even on the NSFG data
+itself.) R bounds the noise level at which to act, because at high noise the direction to the
+NSFG data is the direction to the data's centre and removing it would stop every sample from
+contracting. Everything is pure and runs under jit in any sampler; x may be any [B, ...] shape
+(points or images).
 """
 
 import dataclasses
