@@ -20,6 +20,7 @@ from msgm_jax.train_step import StepConfig
 
 Array = jax.Array
 REGIMES = ("standard", "unseen", "msgm")
+SAMPLER_METHODS = ("pc", "ode")
 
 
 def sde_from_config(training_cfg, model_cfg):
@@ -92,8 +93,9 @@ class SamplerSpec:
                probability_flow=sampling_cfg.probability_flow,
                denoise=sampling_cfg.noise_removal, eps=sampling_cfg.eps,
                ode_tol=sampling_cfg.ode_tol)
-    if spec.method not in ("pc", "ode"):
-      raise ValueError(f"sampling.method={spec.method!r} is not one of pc, ode")
+    if spec.method not in SAMPLER_METHODS:
+      raise ValueError(f"sampling.method={spec.method!r} is not one of "
+                       f"{', '.join(SAMPLER_METHODS)}")
     sampling.PREDICTORS.get(spec.predictor)  # fail early with the valid names
     sampling.CORRECTORS.get(spec.corrector)
     return spec

@@ -3,18 +3,23 @@
 import glob
 import os
 
+import jax
 import pytest
 
 from msgm_jax import builders, data
+from msgm_jax.classifier import ClassifierInfo, ClassifierSettings, step
 from msgm_jax.models import model_from_config
 from tests.helpers import ROOT, load_config
 
-CONFIGS = sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, "configs", "**",
-                                                                           "*.py"), recursive=True))
+ALL = sorted(os.path.relpath(p, ROOT)
+             for p in glob.glob(os.path.join(ROOT, "configs", "**", "*.py"), recursive=True))
+CLASSIFIER_CONFIGS = [p for p in ALL if p.startswith("configs/classifier/")]
+CONFIGS = [p for p in ALL if p not in CLASSIFIER_CONFIGS]
 
 
 def test_configs_were_found():
   assert len(CONFIGS) >= 15 and "configs/toy2d.py" in CONFIGS
+  assert len(CLASSIFIER_CONFIGS) == 5
 
 
 @pytest.mark.parametrize("path", CONFIGS)
@@ -85,3 +90,25 @@ def test_the_releases_own_cifar10_setup():
   obtuse = builders.step_config(_parse("configs/msgm/cifar10_ddpm_continuous.py",
                                        "--config.msgm.variant=obtuse")).msgm
   assert obtuse == MSGMConfig(variant="obtuse", alpha=0.01, period=4, **RELEASE_FORMS)
+
+
+# Parameters of each dataset's classifier: WRN-28-10's is the published count (36.5M, exactly
+# 36,479,194 in the reference PyTorch ports; GroupNorm has BatchNorm's 2 per channel), digits'
+# is derived by hand in test_classifier_networks.py; the others guard against silent changes.
+CLASSIFIER_PARAMS = {"digits": 99_178, "mnist": 467_818, "cifar10": 36_479_194,
+                     "stl10": 10_961_370, "celeba": 2_746_834}
+
+
+@pytest.mark.parametrize("path", CLASSIFIER_CONFIGS)
+def test_classifier_config_translates(path):
+  config = load_config(path)
+  assert set(config.keys()) == {"seed", "data", "classifier"}
+  spec = data.DataSpec.from_config(config.data)
+  info = ClassifierInfo.for_data(spec, ClassifierSettings.from_config(config.classifier))
+  model = info.model()
+  state = jax.eval_shape(lambda: step.init_state(model, info.settings, info.image_shape,
+                                                 jax.random.key(0)))
+  assert sum(x.size for x in jax.tree.leaves(state.params)) == CLASSIFIER_PARAMS[spec.dataset]
+  # The same images as the dataset's generative configs, in [0, 1].
+  assert not spec.centered and spec.random_flip == (spec.dataset in ("cifar10", "stl10", "celeba"))
+  assert info.num_classes == (2 if spec.dataset == "celeba" else 10)

@@ -23,7 +23,8 @@ class DatasetDef:
   shape: stored example shape ([H, W, C], or (D,) for points). crop: centre crop applied before
   resizing (0: none). splits: (project split, TFDS split string) pairs. tfds_name: '' for
   embedded data. label_key / attributes_key: TFDS feature names. nsfg_classes /
-  nsfg_attribute: the paper's NSFG split, used when a spec gives none.
+  nsfg_attribute: the paper's NSFG split, used when a spec gives none. num_classes: how many
+  class labels there are (0: no class labels, e.g. CelebA, which has attributes instead).
   """
 
   name: str
@@ -36,6 +37,7 @@ class DatasetDef:
   attributes_key: Optional[str] = None
   nsfg_classes: Tuple[int, ...] = ()
   nsfg_attribute: str = ""
+  num_classes: int = 0
 
   def tfds_split(self, split: str) -> str:
     table = dict(self.splits)
@@ -68,15 +70,20 @@ def get_dataset(name: str) -> DatasetDef:
 
 
 for _d in (
-    DatasetDef("mnist", "image", (28, 28, 1), tfds_name="mnist", nsfg_classes=()),
-    DatasetDef("cifar10", "image", (32, 32, 3), tfds_name="cifar10", nsfg_classes=(1, 5)),
+    DatasetDef("mnist", "image", (28, 28, 1), tfds_name="mnist", nsfg_classes=(),
+               num_classes=10),
+    DatasetDef("cifar10", "image", (32, 32, 3), tfds_name="cifar10", nsfg_classes=(1, 5),
+               num_classes=10),
     DatasetDef("celeba", "image", (218, 178, 3), tfds_name="celeb_a", crop=140, label_key=None,
                attributes_key="attributes", nsfg_attribute="Bangs",
                splits=(("train", "train"), ("validation", "validation"), ("test", "test"))),
-    # STL-10 'test' overlaps the training images (the paper trains on train + test).
+    # STL-10 'test' overlaps the training images (the paper trains on train + test);
+    # 'train_only' is STL-10's own 5000 training images, so that a classifier's 'test' is
+    # held out.
     DatasetDef("stl10", "image", (96, 96, 3), tfds_name="stl10", nsfg_classes=(0,),
-               splits=(("train", "train+test"), ("test", "test"))),
-    DatasetDef("digits", "image", (8, 8, 1)),
+               splits=(("train", "train+test"), ("train_only", "train"), ("test", "test")),
+               num_classes=10),
+    DatasetDef("digits", "image", (8, 8, 1), num_classes=10),
     DatasetDef("toy2d", "points", (2,), nsfg_classes=mixture.TOY2D_NSFG_COMPONENTS,
                splits=(("train", "train"), ("test", "test"))),
 ):
