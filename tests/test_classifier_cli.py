@@ -2,7 +2,7 @@
 
 import json
 
-from tests.test_main import _cli
+from tests.helpers import run_cli as _cli
 
 TINY = ["--config=configs/classifier/digits.py", "--config.classifier.width=16",
         "--config.classifier.lr=3e-3", "--config.classifier.n_iters=60",
@@ -29,6 +29,7 @@ def test_train_then_eval_write_the_json_and_print_one_line(tmp_path):
 def test_bad_classifier_settings_are_one_line(tmp_path):
   out = _cli(*TINY, f"--workdir={tmp_path}", "--config.classifier.optimizer=lamb")
   assert out.returncode == 2
-  assert "msgm_jax: error: classifier.optimizer='lamb' is not one of sgd, adam" in out.stderr
+  assert ("msgm_jax: error: config field classifier.optimizer='lamb' is invalid: it must be one "
+          "of sgd, adam") in out.stderr
   out = _cli(*TINY, "--mode=summary")
   assert out.returncode == 2 and "--mode=summary is for score models" in out.stderr

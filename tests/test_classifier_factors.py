@@ -14,7 +14,7 @@ from msgm_jax import data
 from msgm_jax.classifier import ClassifierMismatch, factors, load_classifier
 from msgm_jax.data import compositional as cd
 from msgm_jax.data import datasets
-from tests.test_main import _cli
+from tests.helpers import run_cli as _cli
 
 TINY = ["--config.classifier.width=8", "--config.classifier.lr=3e-3",
         "--config.classifier.n_iters=40", "--config.classifier.snapshot_freq=40",

@@ -28,9 +28,22 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from msgm_jax import validate
 from msgm_jax.classifier import networks
 
 OPTIMIZERS = ("sgd", "adam")
+
+# Start-up rules of every field (msgm_jax/validate.py; cross-field checks: its "classifier").
+validate.SECTIONS.add("classifier", {
+    "model": validate.one_of(networks.CLASSIFIERS.names), "width": validate.POSITIVE,
+    "depth": validate.POSITIVE, "dropout": validate.UNIT, "optimizer": validate.one_of(OPTIMIZERS),
+    "lr": validate.POSITIVE_NUMBER, "momentum": validate.UNIT,
+    "weight_decay": validate.number(lo=0.0), "warmup": validate.integer(lo=0, zero="no warmup"),
+    "batch_size": validate.POSITIVE, "n_iters": validate.POSITIVE,
+    "crop_padding": validate.integer(lo=0, zero="off"), "train_split": validate.text,
+    "eval_split": validate.text, "eval_batch_size": validate.POSITIVE,
+    "log_freq": validate.POSITIVE, "snapshot_freq": validate.POSITIVE,
+    "num_devices": validate.integer(lo=0, zero="all local devices")})
 
 
 @dataclasses.dataclass(frozen=True)
