@@ -29,12 +29,17 @@ from msgm_jax.data import compositional
 
 FIGURE_BLOCK = 20  # images per block of the figure (two rows of ten)
 FLAGS = flags.FLAGS
-flags.DEFINE_string("classifier", None, "Workdir of a configs/classifier/digits.py run.")
-flags.DEFINE_multi_string("samples", [], "name=path of a sample-mode npz (repeatable).")
-config_flags.DEFINE_config_file("config", None, "The runs' config (for data.nsfg_classes).")
-flags.DEFINE_string("out", None, "Also write the JSON here.")
-flags.DEFINE_string("figure", None, "Also write a PNG of NSFG-detected images here.")
-flags.mark_flags_as_required(["classifier"])
+
+
+def _define_flags():
+  """Flags of the command, defined only when it runs (so importing the module never clashes
+  with another command's flags)."""
+  flags.DEFINE_string("classifier", None, "Workdir of a configs/classifier/digits.py run.")
+  flags.DEFINE_multi_string("samples", [], "name=path of a sample-mode npz (repeatable).")
+  config_flags.DEFINE_config_file("config", None, "The runs' config (for data.nsfg_classes).")
+  flags.DEFINE_string("out", None, "Also write the JSON here.")
+  flags.DEFINE_string("figure", None, "Also write a PNG of NSFG-detected images here.")
+  flags.mark_flags_as_required(["classifier"])
 
 
 def wilson(k: int, n: int, z: float = 1.959964) -> Tuple[float, float]:
@@ -127,4 +132,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  _define_flags()
   app.run(main)
