@@ -137,21 +137,23 @@ class Evaluator:
   """The metrics of one set of (replicated) variables on the SFG and NSFG subsets.
 
   build_score_fn: (variables, rng) -> score_fn(x, t), e.g. builders.score_fn_builder(...,
-  train=False); any score works (tests pass an exact one). Compiles once per function, however
-  many checkpoints it evaluates. show_progress: a bar with ETA per part (stderr).
+  train=False); any score works (tests pass an exact one). build_flow_score_fn: the same for
+  the likelihoods' probability-flow ODE (score_fn_builder(..., flow=True)); default
+  build_score_fn. Compiles once per function, however many checkpoints it evaluates.
+  show_progress: a bar with ETA per part (stderr).
   """
 
   def __init__(self, spec: data.DataSpec, sde, build_score_fn: Callable, loss_cfg: LossConfig,
                devices: Sequence, settings: EvalSettings, *, seed: int, init_key: jax.Array,
-               show_progress: bool = False):
+               build_flow_score_fn: Optional[Callable] = None, show_progress: bool = False):
     self.spec, self.devices, self.settings, self.seed = spec, devices, settings, seed
     self.show_progress, self.label = show_progress, ""
     self.sources = {s: subset_source(spec, settings.split, s) for s in SUBSETS}
     self.dsm_key, self.lik_key = eval_keys(init_key)
     self.p_dsm = parallel.data_parallel_map(dsm_fn(build_score_fn, sde, loss_cfg), devices,
                                             distinct_keys=False)
-    self.p_lik = parallel.data_parallel_map(likelihood_fn(build_score_fn, sde, settings),
-                                            devices)
+    self.p_lik = parallel.data_parallel_map(
+        likelihood_fn(build_flow_score_fn or build_score_fn, sde, settings), devices)
 
   def _bar(self, subset: str, part: str, n_examples: int, batch: int) -> progress.Progress:
     n = min(n_examples, len(self.sources[subset]))
@@ -267,12 +269,13 @@ class EvalTools(NamedTuple):
 def _tools(config, run: train.Run, show_progress: bool, cache: dict) -> EvalTools:
   settings = EvalSettings.from_config(config.eval)
   adjust = builders.adjustment(config, run.spec, run.sde)  # training-free moderation
-  build = builders.score_fn_builder(run.model, run.sde, config.training.continuous,
-                                    train=False)
+  builds = [builders.score_fn_builder(run.model, run.sde, config.training.continuous,
+                                      train=False, flow=flow) for flow in (False, True)]
   if adjust is not None:  # losses and likelihoods of the adjusted score, as its samples
-    build = lambda variables, rng, plain=build: adjust(plain(variables, rng))
-  evaluator = Evaluator(run.spec, run.sde, build, run.step_cfg.loss, run.devices, settings,
-                        seed=config.seed, init_key=run.init_key, show_progress=show_progress)
+    builds = [lambda variables, rng, plain=b: adjust(plain(variables, rng)) for b in builds]
+  evaluator = Evaluator(run.spec, run.sde, builds[0], run.step_cfg.loss, run.devices, settings,
+                        seed=config.seed, init_key=run.init_key, build_flow_score_fn=builds[1],
+                        show_progress=show_progress)
   return EvalTools(evaluator, SampleEval.build(run, show_progress, adjust, cache))
 
 
