@@ -15,8 +15,7 @@ NSFG test images first, then each sample set in the order given.
 """
 
 import json
-import math
-from typing import Dict, Sequence, Tuple
+from typing import Dict, Sequence
 
 import numpy as np
 from absl import app, flags
@@ -26,6 +25,7 @@ from msgm_jax import data
 from msgm_jax import writer as writer_lib
 from msgm_jax.classifier import factors
 from msgm_jax.data import compositional
+from msgm_jax.metrics import rates
 
 FIGURE_BLOCK = 20  # images per block of the figure (two rows of ten)
 FLAGS = flags.FLAGS
@@ -42,16 +42,6 @@ def _define_flags():
   flags.mark_flags_as_required(["classifier"])
 
 
-def wilson(k: int, n: int, z: float = 1.959964) -> Tuple[float, float]:
-  """The Wilson score interval of a binomial proportion k / n (95% by default)."""
-  if n <= 0:
-    raise ValueError("a rate needs at least one sample")
-  p, z2 = k / n, z * z
-  centre = (p + z2 / (2 * n)) / (1 + z2 / n)
-  half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
-  return max(0.0, centre - half), min(1.0, centre + half)
-
-
 def summarize(out: Dict[str, np.ndarray], nsfg_combos: Sequence[int]) -> dict:
   """The detector's output on N images -> NSFG rate with interval, and how clear the readings
   are (share with digit confidence >= 0.9 and colour leak < 0.25; NSFG rate among those)."""
@@ -59,7 +49,7 @@ def summarize(out: Dict[str, np.ndarray], nsfg_combos: Sequence[int]) -> dict:
   n, k = len(is_nsfg), int(is_nsfg.sum())
   clear = (np.asarray(out["digit_confidence"]) >= 0.9) & (np.asarray(out["colour_leak"]) < 0.25)
   combos = np.bincount(np.asarray(out["combo"]), minlength=compositional.NUM_CLASSES)
-  return {"n": n, "nsfg": k, "nsfg_rate": k / n, "nsfg_ci95": wilson(k, n),
+  return {"n": n, "nsfg": k, "nsfg_rate": k / n, "nsfg_ci95": rates.wilson_interval(k, n),
           "clear_share": float(clear.mean()),
           "nsfg_rate_clear": float(is_nsfg[clear].mean()) if clear.any() else float("nan"),
           "nsfg_per_combo": {compositional.describe([c]): int(combos[c])

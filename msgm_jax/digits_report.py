@@ -1,9 +1,14 @@
-"""The digits reproduction: every regime on the real 8x8 digits, judged by the digits classifier.
+"""Reports of every regime on the digits datasets (the 8x8 digits, grey or coloured), judged by
+a classifier: the digits reproduction and the compositional report.
 
     python -m msgm_jax.main --config=configs/digits_report.py --workdir=runs/digits_report
+    python -m msgm_jax.main --config=configs/compositional_report.py --workdir=runs/compositional
 
-Trains the digits classifier into <workdir>/classifier unless eval.classifier_weights names
-one (configs/classifier/digits.py's recipe, under a minute), then every row's run
+Trains the classifier experiment.classifier names (classifier/presets.py BY_NAME: the digits
+classifier, under a minute; the colour digits' 70-combination one) into <workdir>/classifier
+unless eval.classifier_weights names one; with eval.nsfg_detector=factored (colour digits:
+msgm_jax/classifier/factors.py) also the detector's digits classifier into <workdir>/detector
+unless eval.detector_weights names one. Then every row's run
 (msgm_jax/experiment.py; rerunning resumes or skips), then evaluates each row with eval mode
 (msgm_jax/evaluate.py, EMA weights of the last checkpoint: eval.num_samples samples with the
 configured sampler, their nsfg_rate with a Wilson 95% interval and fd_classifier, bpd on the
@@ -30,20 +35,34 @@ from msgm_jax import (data, eval_samples, evaluate, experiment, parallel, sample
 from msgm_jax import writer as writer_lib
 from msgm_jax.classifier import presets as classifier_presets
 from msgm_jax.classifier import train as classifier_train
+from msgm_jax.data import compositional
 
-experiment.RULES.update({"grid": validate.POSITIVE})
+experiment.RULES.update({"grid": validate.POSITIVE, "title": validate.text,
+                         "classifier": validate.one_of(classifier_presets.BY_NAME)})
 GRID_COLUMNS = 8
 
 
-def classifier_dir(config, workdir: str) -> str:
-  """eval.classifier_weights, or the digits classifier trained (once) into the workdir."""
-  if config.eval.classifier_weights:
-    return config.eval.classifier_weights
-  path = os.path.join(workdir, "classifier")
+def _trained_classifier(given: str, preset: str, path: str) -> str:
+  """given (a classifier's workdir), or the classifier_presets.BY_NAME[preset] classifier
+  trained (once) into path."""
+  if given:
+    return given
   if not os.path.exists(os.path.join(path, "classifier_eval.json")):
-    logging.info("digits: training the classifier into %s", path)
-    classifier_train.train_and_evaluate(classifier_presets.digits(), path)
+    logging.info("report: training the %s classifier into %s", preset, path)
+    classifier_train.train_and_evaluate(classifier_presets.BY_NAME[preset](), path)
   return path
+
+
+def classifier_dirs(config, workdir: str) -> Dict[str, str]:
+  """The eval fields naming the classifiers (classifier_weights; with the factored NSFG
+  detector also detector_weights) -> their workdirs, trained into the workdir when not set."""
+  out = {"classifier_weights": _trained_classifier(
+      config.eval.classifier_weights, config.experiment.classifier,
+      os.path.join(workdir, "classifier"))}
+  if config.eval.nsfg_detector == "factored":
+    out["detector_weights"] = _trained_classifier(
+        config.eval.detector_weights, "digits", os.path.join(workdir, "detector"))
+  return out
 
 
 def _timed(timings: Dict, name: str, phase: str, fn):
@@ -90,14 +109,14 @@ def run_experiment(config, workdir: str) -> Dict[str, Dict]:
   if os.path.exists(timings_path):
     with open(timings_path, encoding="utf-8") as f:
       timings = json.load(f)
-  clf_dir = _timed(timings, "classifier", "train", lambda: classifier_dir(config, workdir))
+  clf_dirs = _timed(timings, "classifier", "train", lambda: classifier_dirs(config, workdir))
   for name, info in experiment.train_rows(config, workdir, names).items():
     entry = timings.setdefault(name, {})
     entry["train"] = entry.get("train", 0.0) + info["train_s"]
   results, grids, cache = {}, {}, {}
   for name in names:
     row_cfg = experiment.row_config(config, name, workdir)
-    row_cfg.eval.update(dict(classifier_weights=clf_dir, nsfg_rate="on", fd_classifier="on"))
+    row_cfg.eval.update(dict(nsfg_rate="on", fd_classifier="on", **clf_dirs))
     run_dir = experiment.row_workdir(workdir, name)
     records = _timed(timings, name, "eval",
                      lambda: evaluate.evaluate(row_cfg, run_dir, cache=cache))
@@ -112,7 +131,8 @@ def run_experiment(config, workdir: str) -> Dict[str, Dict]:
   metrics = eval_samples.metrics_for(row_cfg.eval, data.DataSpec.from_config(row_cfg.data),
                                      parallel.local_devices(row_cfg.training.num_devices or None),
                                      cache)
-  results["data"], grids["data"] = _data_row(config, metrics, int(config.eval.num_samples))
+  results["data"], images = _data_row(config, metrics, int(config.eval.num_samples))
+  grids["data"] = images[:config.experiment.grid]  # as many as the rows' grids show
   results["data"]["floor"] = results[names[0]]["floor"]
   experiment.write_report(workdir, results, report_text(results, config),
                           lambda path: _figure(path, results, grids), config.experiment.report)
@@ -143,12 +163,22 @@ def table(results: Dict[str, Dict]) -> str:
   return "\n".join(lines)
 
 
+def _nsfg_text(config) -> str:
+  spec = data.DataSpec.from_config(config.data)
+  classes = spec.nsfg_criterion()[0]
+  if spec.dataset == "colourdigits":
+    return compositional.describe(classes)
+  return f"digit {', '.join(map(str, classes))}"
+
+
 def report_text(results: Dict[str, Dict], config) -> str:
   first = next(iter(results.values()))
-  floor_ci, nsfg = first["floor_ci"], config.data.nsfg_classes
-  return (f"# Digits: NSFG generation by regime (NSFG digit {', '.join(map(str, nsfg))})\n\n"
-          f"{table(results)}\n\n"
-          f"Classifier on the real test images: floor (SFG images taken for NSFG) "
+  floor_ci = first["floor_ci"]
+  detector = ("Factored detector (colour by rule, shape by the digits classifier)"
+              if config.eval.nsfg_detector == "factored" else "Classifier")
+  return (f"# {config.experiment.title}: NSFG generation by regime (NSFG {_nsfg_text(config)})"
+          f"\n\n{table(results)}\n\n"
+          f"{detector} on the real test images: floor (SFG images taken for NSFG) "
           f"{first['floor']:.4f} [{floor_ci[0]:.4f}, {floor_ci[1]:.4f}], recall (NSFG images "
           f"found) {first['recall']:.4f}. {config.eval.num_samples} samples per row "
           f"({config.sampling.method}, {config.model.num_scales} steps); bpd of the first "
@@ -167,8 +197,11 @@ def _figure(path: str, results: Dict[str, Dict], grids: Dict[str, np.ndarray]) -
   nrow = -(-len(names) // ncol)
   fig, axes = plt.subplots(nrow, ncol, figsize=(2.4 * ncol, 2.7 * nrow), squeeze=False)
   for ax, name in zip(axes.flat, names):
-    ax.imshow(writer_lib.image_grid(grids[name], ncol=GRID_COLUMNS, min_size=8)[..., 0],
-              cmap="gray", interpolation="nearest")
+    grid = writer_lib.image_grid(grids[name], ncol=GRID_COLUMNS, min_size=8)
+    if grid.shape[-1] == 1:
+      ax.imshow(grid[..., 0], cmap="gray", interpolation="nearest")
+    else:
+      ax.imshow(grid, interpolation="nearest")
     rate = results[name].get("nsfg_rate")
     ax.set_title(name if rate is None else f"{name}\nNSFG {rate:.3f}", fontsize=8)
     ax.axis("off")

@@ -5,7 +5,9 @@ For uint8 images [N, H, W, C] (generated samples after the data's inverse scaler
 mode saves them; real images go through the same path):
 - nsfg_rate: the share the dataset classifier assigns to an NSFG class (argmax in
   data.nsfg_classes; CelebA: P(Bangs) > 0.5), with its Wilson 95% interval (nsfg_rate_ci),
-  nsfg_rate_count and nsfg_rate_n;
+  nsfg_rate_count and nsfg_rate_n; with eval.nsfg_detector='factored' (colour digits only) the
+  factored detector decides instead (colour by rule, shape by the digits classifier at
+  eval.detector_weights; msgm_jax/classifier/factors.py);
 - fd_classifier, fd_classifier_nsfg: the Frechet distance (with the mean term) between the
   images' features in the classifier's penultimate layer and those of the real SFG / NSFG
   images of the eval split (eval.bpd_dataset); fd_classifier_no_mean without the mean term;
@@ -16,7 +18,8 @@ Reference statistics are computed once and cached (metrics.dataset_stats, eval.s
 what a perfect generator of SFG data would get) and on its real NSFG images (the recall).
 
 Switches, config.eval.nsfg_rate / fd_classifier / fid: 'auto' computes a metric when its
-weights are configured (eval.classifier_weights, a classifier's workdir; eval.inception_weights)
+weights are configured (eval.classifier_weights, a classifier's workdir; eval.detector_weights
+for the factored nsfg_rate; eval.inception_weights)
 and skips it with one logged line otherwise; 'on' requires them (a start-up error naming the
 field); 'off' never computes it. Image data only: for toy2d points 'auto' metrics are skipped.
 """
@@ -28,26 +31,31 @@ import numpy as np
 from absl import logging
 
 from msgm_jax import data
-from msgm_jax.validate import SWITCHES
+from msgm_jax.validate import NSFG_DETECTORS, SWITCHES
 from msgm_jax.classifier import load_classifier
 from msgm_jax.metrics import classifier_features, extractors, feature_stats, frechet, rates
 
-# metric -> the extractor whose weights (eval.<name>_weights) it needs.
+# metric -> the extractor whose weights (eval.<name>_weights) it needs (nsfg_rate with the
+# factored detector: "detector", SampleMetricSettings.needs).
 NEEDS = {"nsfg_rate": "classifier", "fd_classifier": "classifier", "fid": "inception"}
 _WHERE = {"classifier": "a classifier's workdir (train one with python -m msgm_jax.main "
                         "--config=configs/classifier/<dataset>.py --workdir=<dir>)",
+          "detector": "the digits classifier's workdir (python -m msgm_jax.main "
+                      "--config=configs/classifier/digits.py --workdir=<dir>)",
           "inception": "pytorch-fid's pt_inception-2015-12-05-6726825d.pth (README: FID)"}
 
 
 @dataclasses.dataclass(frozen=True)
 class SampleMetricSettings:
   """switches: (metric, 'auto' | 'on' | 'off') for each of NEEDS; weights: (extractor, path);
-  split: the eval split (floor, recall and the fd_classifier reference); fid_split: FID's
+  detector: who decides NSFG for nsfg_rate (validate.NSFG_DETECTORS); split: the eval split (floor, recall and the fd_classifier reference); fid_split: FID's
   reference split; stats_dir: the statistics cache ('' -> default); batch_size: the global
   feature batch (a multiple of the local devices)."""
 
   switches: Tuple[Tuple[str, str], ...] = tuple((m, "auto") for m in NEEDS)
-  weights: Tuple[Tuple[str, str], ...] = (("classifier", ""), ("inception", ""))
+  weights: Tuple[Tuple[str, str], ...] = (("classifier", ""), ("detector", ""),
+                                           ("inception", ""))
+  detector: str = "classifier"
   split: str = "test"
   fid_split: str = "train"
   stats_dir: str = ""
@@ -57,25 +65,36 @@ class SampleMetricSettings:
   def from_config(cls, eval_cfg) -> "SampleMetricSettings":
     return cls(switches=tuple((m, str(eval_cfg.get(m, "auto")).lower()) for m in NEEDS),
                weights=tuple((e, str(eval_cfg.get(f"{e}_weights", "") or ""))
-                             for e in ("classifier", "inception")),
+                             for e in ("classifier", "detector", "inception")),
+               detector=str(eval_cfg.get("nsfg_detector", "classifier")).lower(),
                split=eval_cfg.bpd_dataset, fid_split=eval_cfg.get("fid_split", "train"),
                stats_dir=eval_cfg.get("stats_dir", ""), batch_size=int(eval_cfg.batch_size))
 
   def weights_of(self, extractor: str) -> str:
     return dict(self.weights)[extractor]
 
+  def needs(self, metric: str) -> str:
+    """The extractor whose weights a metric needs."""
+    if metric == "nsfg_rate" and self.detector == "factored":
+      return "detector"
+    return NEEDS[metric]
+
   def chosen(self, is_points: bool) -> Tuple[Tuple[str, ...], Tuple[str, ...]]:
     """(the metrics to compute, one notice per 'auto' metric skipped). ValueError (one line
     naming the fix) for an 'on' metric that cannot run."""
+    if self.detector not in NSFG_DETECTORS:
+      raise ValueError(f"eval.nsfg_detector={self.detector!r} must be one of "
+                       f"{', '.join(NSFG_DETECTORS)}")
     todo, notices = [], []
     for metric, switch in self.switches:
       if switch not in SWITCHES:
         raise ValueError(f"eval.{metric}={switch!r} must be one of {', '.join(SWITCHES)}")
-      field = f"eval.{NEEDS[metric]}_weights"
+      needed = self.needs(metric)
+      field = f"eval.{needed}_weights"
       if is_points:
         missing, fix = "image data, not toy2d points", ""
-      elif not self.weights_of(NEEDS[metric]):
-        missing, fix = field, f"set --config.{field}=<{_WHERE[NEEDS[metric]]}>, or "
+      elif not self.weights_of(needed):
+        missing, fix = field, f"set --config.{field}=<{_WHERE[needed]}>, or "
       else:
         missing = fix = ""
       if switch == "off":
@@ -103,14 +122,13 @@ class SampleMetrics:
                metrics: Sequence[str], *, progress: bool = False):
     self.spec, self.settings, self.metrics, self.progress = spec, settings, tuple(metrics), progress
     clf = None
-    if any(NEEDS[m] == "classifier" for m in self.metrics):
+    if any(settings.needs(m) == "classifier" for m in self.metrics):
       clf = load_classifier(settings.weights_of("classifier"), spec)
 
     def runner(ex):
       return extractors.FeatureRunner(ex, devices, settings.batch_size)
 
-    self.nsfg = (runner(classifier_features.nsfg_extractor(clf, spec))
-                 if "nsfg_rate" in self.metrics else None)
+    self.nsfg = (runner(self._nsfg_extractor(clf)) if "nsfg_rate" in self.metrics else None)
     self.frechet = {}  # name -> (runner, {'sfg': FeatureStats, 'nsfg': FeatureStats})
     if "fd_classifier" in self.metrics:
       self.frechet["fd_classifier"] = self._with_reference(
@@ -121,6 +139,13 @@ class SampleMetrics:
       self.frechet["fid"] = self._with_reference(
           runner(extractors.build_extractor("inception", options)), settings.fid_split)
     self._real = None
+
+  def _nsfg_extractor(self, clf) -> extractors.Extractor:
+    if self.settings.detector == "factored":
+      digits = load_classifier(self.settings.weights_of("detector"),
+                               data.DataSpec("digits", nsfg_classes=(0,)))
+      return classifier_features.factored_nsfg_extractor(digits, self.spec)
+    return classifier_features.nsfg_extractor(clf, self.spec)
 
   def _with_reference(self, runner, split: str):
     stats_dir = self.settings.stats_dir or feature_stats.default_stats_dir(self.spec)

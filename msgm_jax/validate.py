@@ -136,6 +136,7 @@ POSITIVE_NUMBER = number(lo=0.0, lo_open=True)
 # A metric that needs weights: 'auto' (when they are configured), 'on' (required) or 'off'.
 SWITCHES = ("auto", "on", "off")
 SWITCH = one_of(SWITCHES)
+NSFG_DETECTORS = ("classifier", "factored")  # eval.nsfg_detector (msgm_jax/sample_metrics.py)
 
 SECTIONS.add(ROOT, {"seed": integer(lo=0)})
 SECTIONS.add("training", {
@@ -165,6 +166,7 @@ SECTIONS.add("eval", {
     "divergence": one_of(likelihood.DIVERGENCES.names), "num_samples": POSITIVE,
     "nsfg_rate": SWITCH, "fd_classifier": SWITCH, "fid": SWITCH,
     "classifier_weights": path_or_empty, "inception_weights": path_or_empty,
+    "nsfg_detector": one_of(NSFG_DETECTORS), "detector_weights": path_or_empty,
     "fid_split": text, "stats_dir": text})
 SECTIONS.add("adjust", {
     "method": lambda v: None if v == "" else one_of(adjust.ADJUSTMENTS.names)(v) and

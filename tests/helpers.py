@@ -79,3 +79,24 @@ def train_tiny_classifier(workdir: str, steps: int = 120, width: int = 16):
   config, spec, info = tiny_classifier_setup(steps, width)
   clf = classifier_train.train(spec, info, seed=config.seed, workdir=workdir)
   return spec, clf, evaluate.report(clf, spec, workdir, info.settings)
+
+
+def check_report_rows(workdir, rows: str, num_samples: int, step: int) -> dict:
+  """Reads a classifier-judged report's report.json (msgm_jax/digits_report.py) and checks
+  that it has each of the comma-separated rows, then `data`, and that every row has its
+  columns: the rate inside its interval, finite metrics. Returns the report."""
+  # pylint: disable=import-outside-toplevel
+  import json
+  import os
+
+  import numpy as np
+  with open(os.path.join(workdir, "report.json"), encoding="utf-8") as f:
+    saved = json.load(f)
+  assert list(saved) == rows.split(",") + ["data"]
+  for name in rows.split(","):
+    r = saved[name]
+    assert r["num_samples"] == num_samples and r["step"] == step
+    assert 0 <= r["nsfg_rate_ci"][0] <= r["nsfg_rate"] <= r["nsfg_rate_ci"][1] <= 1
+    for key in ("fd_classifier", "bpd_sfg", "bpd_nsfg", "floor", "recall"):
+      assert np.isfinite(r[key]), (name, key)
+  return saved

@@ -1,4 +1,5 @@
-"""Tests for msgm_jax/compositional_rates.py: the Wilson interval and the rate summary."""
+"""Tests for msgm_jax/compositional_rates.py: the rate summary (its Wilson interval is
+msgm_jax/metrics/rates.py's, tested in tests/metrics/test_rates.py)."""
 
 import math
 
@@ -7,25 +8,6 @@ import pytest
 
 from msgm_jax import compositional_rates as rates
 from msgm_jax.data import compositional as cd
-
-
-@pytest.mark.parametrize("k, n, lo, hi", [
-    # The worked examples of Newcombe (1998, Stat. Med. 17:857), method 3 (Wilson score, no
-    # continuity correction); 0/n has the closed form [0, z^2 / (n + z^2)].
-    (81, 263, 0.2553, 0.3662), (15, 148, 0.0624, 0.1605), (0, 20, 0.0, 0.1611),
-    (1, 29, 0.0061, 0.1718),
-    (0, 1000, 0.0, 1.959964**2 / (1000 + 1.959964**2))])
-def test_wilson_matches_published_values(k, n, lo, hi):
-  got = rates.wilson(k, n)
-  assert got == pytest.approx((lo, hi), abs=1e-4)
-
-
-def test_wilson_is_symmetric_and_contains_the_estimate():
-  for k, n in ((1, 1782), (58, 1000), (143, 1000)):
-    lo, hi = rates.wilson(k, n)
-    assert lo < k / n < hi and rates.wilson(n - k, n) == pytest.approx((1 - hi, 1 - lo))
-  with pytest.raises(ValueError, match="at least one sample"):
-    rates.wilson(0, 0)
 
 
 def test_summarize_counts_and_clear_readings():

@@ -1,13 +1,11 @@
 """The digits reproduction: a shortened pipeline check in CI, the full one marked slow."""
 
-import json
 import os
 
-import numpy as np
 import pytest
 
 from msgm_jax import digits_report, experiment
-from tests.helpers import load_config
+from tests.helpers import check_report_rows, load_config
 
 SHORT_ROWS = "standard,finetuned_obtuse_repel_hinge,standard+free_obtuse"
 
@@ -33,15 +31,9 @@ def test_short_pipeline_writes_every_column_and_reuses_finished_work(tiny_classi
   results = digits_report.run_experiment(config, str(tmp_path))
   for name in ("report.json", "report.md", "report.png", "timings.json"):
     assert os.path.getsize(tmp_path / name) > 0
-  saved = json.loads((tmp_path / "report.json").read_text())
-  assert list(saved) == SHORT_ROWS.split(",") + ["data"]
-  for name in SHORT_ROWS.split(","):
-    r = saved[name]
-    assert r["num_samples"] == 16 and r["step"] == 2
-    assert 0 <= r["nsfg_rate_ci"][0] <= r["nsfg_rate"] <= r["nsfg_rate_ci"][1] <= 1
-    for key in ("fd_classifier", "bpd_sfg", "bpd_nsfg", "floor", "recall"):
-      assert np.isfinite(r[key]), (name, key)
-    assert r["floor"] == saved["standard"]["floor"]  # one classifier, one test set
+  saved = check_report_rows(tmp_path, SHORT_ROWS, num_samples=16, step=2)
+  for name in SHORT_ROWS.split(","):  # one classifier, one test set
+    assert saved[name]["floor"] == saved["standard"]["floor"]
   # The free row uses the Standard run (no training of its own) under the adjusted score.
   assert "train" not in saved["standard+free_obtuse"]["wall_s"]
   assert saved["standard+free_obtuse"]["bpd_sfg"] != saved["standard"]["bpd_sfg"]

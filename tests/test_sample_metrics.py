@@ -125,3 +125,44 @@ def test_on_without_weights_fails_validation_naming_the_field():
                      "of auto, on, off"):
     validate.check_config(config)
   assert json.dumps(config.eval.to_dict())  # every field is plain JSON
+
+
+def test_factored_detector_reads_the_digits_classifiers_confusion(classifier, tmp_path):
+  """On the real colour digits (every grey test digit in each of the 7 colours) the factored
+  decision reads the colour exactly and the digit as the grey classifier does: a digit d read
+  as p is called NSFG in exactly one colour, p mod 7, which is NSFG truly iff p = d mod 7. So
+  the recall and the floor follow from the classifier's confusion matrix alone."""
+  workdir, _, record = classifier
+  spec = data.DataSpec("colour_digits")
+  settings = _settings("", tmp_path, nsfg_detector="factored", detector_weights=workdir,
+                       fd_classifier="off")
+  chosen, _ = settings.chosen(spec.is_points)
+  assert chosen == ("nsfg_rate",)
+  real = sample_metrics.SampleMetrics(spec, settings, DEVICES, chosen).real_rates()
+  confusion = np.array(record["confusion"])
+  same = np.arange(10)[:, None] % 7 == np.arange(10)[None, :] % 7
+  found = int(confusion[same].sum())
+  assert real["nsfg"]["nsfg_rate_n"] == confusion.sum() == 297
+  assert real["nsfg"]["nsfg_rate_count"] == found
+  assert real["sfg"]["nsfg_rate_n"] == 6 * 297 and real["sfg"]["nsfg_rate_count"] == 297 - found
+
+
+def test_factored_detector_needs_its_weights_and_the_colour_digits(classifier, tmp_path):
+  settings = _settings(classifier[0], tmp_path, nsfg_detector="factored", nsfg_rate="on")
+  with pytest.raises(ValueError, match="eval.nsfg_rate='on' needs eval.detector_weights; set "
+                                       "--config.eval.detector_weights=<the digits classifier"):
+    settings.chosen(False)
+  # fd_classifier keeps the classifier's weights.
+  assert settings.needs("fd_classifier") == "classifier" and settings.needs("nsfg_rate") == \
+      "detector"
+  settings = _settings(classifier[0], tmp_path, nsfg_detector="factored",
+                       detector_weights=classifier[0], fd_classifier="off")
+  with pytest.raises(ValueError, match="reads the colour digits' factors; the data are "
+                                       "'digits': set eval.nsfg_detector=classifier"):
+    sample_metrics.SampleMetrics(data.DataSpec("digits", nsfg_classes=(NSFG,)), settings,
+                                 DEVICES, ("nsfg_rate",))
+  config = load_config("configs/digits_ddpm.py")
+  config.eval.nsfg_detector = "exact"
+  with pytest.raises(validate.ConfigError, match="eval.nsfg_detector='exact' is invalid: it "
+                                                 "must be one of"):
+    validate.check_config(config)

@@ -56,6 +56,20 @@ def digits() -> Config:
   return config
 
 
+def colour_digits() -> Config:
+  """The colour digits' 70-combination classifier (configs/classifier/colour_digits.py; the
+  compositional report trains it too, for fd_classifier's features): the digits recipe,
+  3000 steps."""
+  config = small_cnn(base(presets.colour_digits), width=32)
+  config.classifier.update(dict(batch_size=64, crop_padding=1, n_iters=3000, log_freq=100,
+                                snapshot_freq=1000))
+  return config
+
+
+# Name -> the preset of a classifier an experiment trains itself (experiment.classifier).
+BY_NAME = {"digits": digits, "colour_digits": colour_digits}
+
+
 def epochs(config: Config, n: int, train_examples: int) -> Config:
   """n_iters = n passes over train_examples images at the configured batch size."""
   config.classifier.n_iters = -(-n * train_examples // config.classifier.batch_size)

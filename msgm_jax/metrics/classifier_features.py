@@ -7,11 +7,13 @@ loads the classifier once, checked against the generative run's data (load_class
 spec)), and builds both extractors from it.
 """
 
+import functools
+
 import jax
 import jax.numpy as jnp
 
 from msgm_jax import data
-from msgm_jax.classifier import Classifier, load_classifier
+from msgm_jax.classifier import Classifier, factors, load_classifier
 from msgm_jax.metrics.extractors import EXTRACTORS, Extractor, ExtractorOptions, tree_digest
 
 HINT = ("set eval.classifier_weights to a classifier's workdir (train one with python -m "
@@ -38,6 +40,22 @@ def nsfg_extractor(clf: Classifier, spec: data.DataSpec) -> Extractor:
     return decide(clf.logits(params, images)).astype(jnp.float32)[:, None]
 
   return Extractor("classifier_nsfg", fn, clf.params, 1, tree_digest(clf.params))
+
+
+def factored_nsfg_extractor(digits_clf: Classifier, spec: data.DataSpec) -> Extractor:
+  """The colour digits' factored NSFG decision (msgm_jax/classifier/factors.py: colour by rule,
+  shape by digits_clf, a classifier of the grey digits) under spec's NSFG combinations as one
+  feature: RGB images [N, H, W, 3] -> [N, 1], 1.0 where NSFG. ValueError for other data."""
+  if spec.dataset != "colourdigits":
+    raise ValueError(f"eval.nsfg_detector='factored' reads the colour digits' factors; the "
+                     f"data are {spec.dataset!r}: set eval.nsfg_detector=classifier")
+  combos = spec.nsfg_criterion()[0]
+
+  def fn(params, images):
+    out = factors.read_factors(images, functools.partial(digits_clf.logits, params), combos)
+    return out["is_nsfg"].astype(jnp.float32)[:, None]
+
+  return Extractor("factored_nsfg", fn, digits_clf.params, 1, tree_digest(digits_clf.params))
 
 
 @EXTRACTORS.register("classifier")

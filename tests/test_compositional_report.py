@@ -1,0 +1,78 @@
+"""The compositional report (configs/compositional_report.py on msgm_jax/digits_report.py's
+runner): a shortened pipeline check in CI, the full one marked slow."""
+
+import os
+
+import pytest
+
+from msgm_jax import digits_report, experiment
+from msgm_jax.classifier import presets as classifier_presets
+from msgm_jax.classifier import train as classifier_train
+from msgm_jax.data import compositional
+from tests.helpers import check_report_rows, load_config
+
+SHORT_ROWS = "unseen,obtuse_repel_hinge@a0.1p1,unseen+free_obtuse"
+
+
+@pytest.fixture(scope="module")
+def colour_classifier(tmp_path_factory):
+  """A tiny 70-combination classifier (fd_classifier's features)."""
+  config = classifier_presets.colour_digits()
+  config.classifier.update(dict(width=8, n_iters=20, snapshot_freq=20, log_freq=10))
+  workdir = str(tmp_path_factory.mktemp("colour_classifier"))
+  classifier_train.train_and_evaluate(config, workdir)
+  return workdir
+
+
+def _short_config(colour_dir, digits_dir):
+  config = load_config("configs/compositional_report.py")
+  config.experiment.rows = SHORT_ROWS
+  config.experiment.grid = 8
+  config.training.update(dict(n_iters=2, snapshot_freq=2, snapshot_freq_for_preemption=2,
+                              log_freq=1, num_devices=2))
+  config.msgm.nsfg_batch_size = 16
+  config.model.update(dict(nf=8, ch_mult=(1,), num_scales=4))
+  config.eval.update(dict(classifier_weights=colour_dir, detector_weights=digits_dir,
+                          num_samples=16, num_batches=1, batch_size=16, bpd_num_examples=8))
+  config.sampling.batch_size = 8
+  config.adjust.num_refs = 4
+  return config
+
+
+def test_short_pipeline_judges_with_the_factored_detector(colour_classifier, tiny_classifier,
+                                                         tmp_path):
+  config = _short_config(colour_classifier, tiny_classifier[0])
+  results = digits_report.run_experiment(config, str(tmp_path))
+  saved = check_report_rows(tmp_path, SHORT_ROWS, num_samples=16, step=2)
+  # The factored detector calls exactly one colour of each grey test digit NSFG (its reading's
+  # colour), so over the 7 colours of the 297 test digits: floor count + recall count = 297.
+  r = saved["unseen"]
+  assert round(r["floor"] * 6 * 297) + round(r["recall"] * 297) == 297
+  assert "train" not in saved["unseen+free_obtuse"]["wall_s"]
+  text = (tmp_path / "report.md").read_text()
+  assert text.startswith("# Colour digits: NSFG generation by regime (NSFG "
+                         f"{compositional.describe(compositional.NSFG_COMBOS)})")
+  assert "Factored detector" in text and all(f"| {name} |" in text for name in saved)
+  assert os.path.getsize(tmp_path / "report.png") > 0
+  assert results["data"]["num_samples"] == 16
+
+
+def test_rows_of_the_committed_config_are_known():
+  config = load_config("configs/compositional_report.py")
+  for name in experiment.names(config.experiment):
+    experiment.row(name)
+  assert config.eval.nsfg_detector == "factored"
+  assert config.data.nsfg_classes == compositional.NSFG_COMBOS
+
+
+@pytest.mark.slow
+def test_full_compositional_report(tmp_path):
+  """The documented command's experiment; the numbers are in docs/compositional_report.md."""
+  results = digits_report.run_experiment(load_config("configs/compositional_report.py"),
+                                         str(tmp_path))
+  rate = {k: v["nsfg_rate"] for k, v in results.items()}
+  floor_high = results["standard"]["floor_ci"][1]
+  # The premise: Standard draws NSFG combinations near their share of the data; Unseen fewer,
+  # but well above the detector's floor.
+  assert rate["standard"] > 0.08
+  assert floor_high < rate["unseen"] < rate["standard"]
