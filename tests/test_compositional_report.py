@@ -72,7 +72,18 @@ def test_full_compositional_report(tmp_path):
                                          str(tmp_path))
   rate = {k: v["nsfg_rate"] for k, v in results.items()}
   floor_high = results["standard"]["floor_ci"][1]
+  fd = {k: v["fd_classifier"] for k, v in results.items()}
   # The premise: Standard draws NSFG combinations near their share of the data; Unseen fewer,
   # but well above the detector's floor.
   assert rate["standard"] > 0.08
   assert floor_high < rate["unseen"] < rate["standard"]
+  # The release's forms at the release's alpha 0.01 / period 4 change nothing.
+  for name in ("orthogonal_elementwise@a0.01p4", "obtuse_release@a0.01p4"):
+    assert abs(rate[name] - rate["unseen"]) < 0.02 and fd[name] < 1.5 * fd["unseen"], name
+  # alpha 0.1: the NSFG images' likelihood falls, the samples stay close to Unseen's quality.
+  mild = results["obtuse_repel_hinge@a0.1p1"]
+  assert mild["bpd_nsfg"] > results["unseen"]["bpd_nsfg"] + 1.0 and fd[
+      "obtuse_repel_hinge@a0.1p1"] < 3 * fd["unseen"]
+  # alpha 0.5, from scratch or fine-tuned: the samples are no longer digits.
+  for name in ("obtuse_repel_hinge", "finetuned_obtuse_repel_hinge"):
+    assert fd[name] > 5 * fd["unseen"], name
