@@ -1,30 +1,65 @@
 """Orbax checkpoints: `<workdir>/checkpoints/<step>/` with items `state` and `meta`.
 
 `state` is the TrainState (params, ema_params, opt_state, step); `meta` is JSON: the data
-position, a digest of the config, and every parameter's shape, so a resume with a model of a
-different shape is refused with a message instead of a stack trace. Saves are asynchronous and
-atomic (Orbax writes to a temporary directory and renames it when complete), so a process
-killed at any moment leaves the last complete checkpoint intact and a rerun resumes from it.
+position, the config that trained the run, every parameter's shape (a resume with a model of a
+different shape is refused with a message instead of a stack trace) and a checksum of the
+state's arrays. Saves are asynchronous and atomic (Orbax writes to a temporary directory and
+renames it when complete), so a process killed at any moment leaves the last complete
+checkpoint intact and a rerun resumes from it.
+
+A checkpoint damaged afterwards (a file missing, truncated or garbled: Orbax's own errors, or
+arrays that do not match the checksum, since a garbled data file can read back as wrong
+numbers without any error) is unreadable. `restore_newest` then falls back to the newest
+intact checkpoint and moves each newer unreadable one aside to `<step>.corrupt` (never
+deleted), saying so in one line. It moves nothing when no checkpoint reads: then the fault is
+more likely the code or the config than the files.
 """
 
 import hashlib
 import json
+import logging as py_logging
 import os
-from typing import Any, Dict, Optional, Tuple
+import sys
+import zlib
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+from absl import logging
 
 
 class CheckpointMismatch(ValueError):
   """The checkpoint was written by a model of a different shape."""
 
 
+class CheckpointUnreadable(ValueError):
+  """A checkpoint's files are missing, truncated or garbled (or none of a run's read)."""
+
+  def __init__(self, message: str, step: Optional[int] = None):
+    super().__init__(message)
+    self.step = step
+
+
 def param_shapes(params: Any) -> Dict[str, list]:
   """{'path/to/leaf': shape} for every leaf of a parameter tree."""
   flat = jax.tree_util.tree_flatten_with_path(params)[0]
   return {jax.tree_util.keystr(path): list(np.shape(leaf)) for path, leaf in flat}
+
+
+def state_digest(state: Any) -> str:
+  """A CRC-32 of every array's path, dtype, shape and bytes (8 hex digits).
+
+  Leaves that this process cannot see whole (arrays sharded across processes) are left out.
+  """
+  crc = 0
+  for path, leaf in jax.tree_util.tree_flatten_with_path(state)[0]:
+    if not getattr(leaf, "is_fully_addressable", True):
+      continue
+    arr = np.ascontiguousarray(jax.device_get(leaf))
+    crc = zlib.crc32(f"{jax.tree_util.keystr(path)}|{arr.dtype}|{arr.shape}".encode(), crc)
+    crc = zlib.crc32(arr.reshape(-1).view(np.uint8), crc)
+  return f"{crc:08x}"
 
 
 def config_digest(config_json: str) -> str:
@@ -40,6 +75,43 @@ def _checkpoint_root(path: str) -> Tuple[str, Optional[int]]:
   if base.isdigit() and os.path.isdir(path):
     return os.path.dirname(path), int(base)
   return path, None
+
+
+def _reason(error: Exception) -> str:
+  """The first line of an error, short enough for a one-line message."""
+  text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+  text = f"{type(error).__name__}: {text}" if text else type(error).__name__
+  return text if len(text) <= 160 else text[:157] + "..."
+
+
+_QUIET = []
+
+
+def _quiet_failed_reads() -> None:
+  """After a failed read, Orbax's abandoned reads print hundreds of lines of 'Exception
+  ignored' and 'Event loop is closed' tracebacks (unraisable exceptions and asyncio's
+  logger); the one-line message says what happened, so drop these (once per process)."""
+  if _QUIET:
+    return
+  markers = ("Event loop is closed", "while reading array index")
+  previous = sys.unraisablehook
+
+  def hook(unraisable):
+    if not any(m in str(unraisable.exc_value) for m in markers):
+      previous(unraisable)
+
+  sys.unraisablehook = hook
+  py_logging.getLogger("asyncio").addFilter(
+      lambda record: "exception was never retrieved" not in record.getMessage())
+  _QUIET.append(hook)
+
+
+def _all_processes_agree(ok: bool) -> bool:
+  """True when `ok` holds on every process (each reads its own shards of a checkpoint)."""
+  if jax.process_count() == 1:
+    return ok
+  from jax.experimental import multihost_utils  # pylint: disable=import-outside-toplevel
+  return bool(np.all(multihost_utils.process_allgather(np.asarray(ok))))
 
 
 class Checkpointer:
@@ -63,6 +135,9 @@ class Checkpointer:
                               "one of its checkpoints/<step> directories")
     return cls(root, read_only=True), step
 
+  def path(self, step: int) -> str:
+    return os.path.join(self.directory, str(step))
+
   def latest_step(self) -> Optional[int]:
     return self._mngr.latest_step()
 
@@ -70,26 +145,94 @@ class Checkpointer:
     return sorted(self._mngr.all_steps())
 
   def save(self, step: int, state: Any, meta: Dict[str, Any]) -> None:
-    """Starts an asynchronous save; the previous one is waited for first (Orbax does this)."""
+    """Starts an asynchronous save (the previous one is waited for first, by Orbax); meta gets
+    the state's checksum."""
+    meta = {**meta, "state_digest": state_digest(state)}
     self._mngr.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
                                                   meta=ocp.args.JsonSave(meta)))
 
   def read_meta(self, step: int) -> Dict[str, Any]:
-    return self._mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+    """The JSON item of checkpoint `step`; CheckpointUnreadable when it cannot be read."""
+    try:
+      return self._mngr.restore(step, args=ocp.args.Composite(
+          meta=ocp.args.JsonRestore()))["meta"]
+    except Exception as e:  # Orbax raises many types for damaged files
+      raise CheckpointUnreadable(f"checkpoint {self.path(step)} cannot be read ({_reason(e)})",
+                                 step) from e
+
+  def newest_meta(self) -> Optional[Tuple[int, Dict[str, Any]]]:
+    """(step, meta) of the newest checkpoint whose meta reads; None when none does."""
+    for step in reversed(self.all_steps()):
+      try:
+        return step, self.read_meta(step)
+      except CheckpointUnreadable:
+        continue
+    return None
 
   def restore(self, step: int, like: Any) -> Tuple[Any, Dict[str, Any]]:
     """Restores `state` shaped like the tree `like` (concrete or abstract), and `meta`.
 
-    Raises CheckpointMismatch naming the first differing parameter when shapes disagree.
+    Raises CheckpointMismatch naming the first differing parameter when shapes disagree, and
+    CheckpointUnreadable (one line, naming the checkpoint) when its files are damaged.
     """
     meta = self.read_meta(step)
     saved = meta.get("param_shapes")
     if saved is not None:
-      check_shapes(saved, param_shapes(like.params), f"{self.directory}/{step}")
+      check_shapes(saved, param_shapes(like.params), self.path(step))
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
-    out = self._mngr.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
-    return out["state"], out["meta"]
+    try:
+      state = self._mngr.restore(step, args=ocp.args.Composite(
+          state=ocp.args.StandardRestore(abstract)))["state"]
+      intact = meta.get("state_digest") in (None, state_digest(state))
+      reason = "its arrays do not match the checksum saved with them"
+    except Exception as e:  # Orbax raises many types for damaged files
+      _quiet_failed_reads()
+      intact, reason = False, _reason(e)
+    if not _all_processes_agree(intact):
+      raise CheckpointUnreadable(f"checkpoint {self.path(step)} cannot be read ({reason})", step)
+    return state, meta
+
+  def set_aside(self, step: int) -> str:
+    """Renames checkpoint `step` to `<step>.corrupt` (`.corrupt.1`, ... if taken); returns
+    the new path. Process 0 renames; every process then sees the same steps."""
+    target = f"{self.path(step)}.corrupt"
+    n = 0
+    while os.path.exists(target if n == 0 else f"{target}.{n}"):
+      n += 1
+    target = target if n == 0 else f"{target}.{n}"
+    if jax.process_index() == 0:
+      os.rename(self.path(step), target)
+    if jax.process_count() > 1:
+      from jax.experimental import multihost_utils  # pylint: disable=import-outside-toplevel
+      multihost_utils.sync_global_devices(f"msgm_jax set aside {step}")
+    self._mngr.reload()
+    return target
+
+  def restore_newest(self, like: Any, steps: Optional[Iterable[int]] = None
+                     ) -> Optional[Tuple[int, Any, Dict[str, Any]]]:
+    """(step, state, meta) of the newest checkpoint among `steps` (default: all) that reads.
+
+    Each newer checkpoint that cannot be read is moved aside to `<step>.corrupt` with a
+    one-line warning. None when there are no checkpoints; CheckpointUnreadable listing each
+    one when none reads (nothing is moved then).
+    """
+    failed: List[CheckpointUnreadable] = []
+    for step in sorted(self.all_steps() if steps is None else steps, reverse=True):
+      try:
+        state, meta = self.restore(step, like)
+      except CheckpointUnreadable as e:
+        failed.append(e)
+        continue
+      for error in failed:
+        moved = self.set_aside(error.step)
+        logging.warning("%s; moved it aside to %s; using step %d instead", error, moved, step)
+      return step, state, meta
+    if failed:
+      raise CheckpointUnreadable(
+          f"no checkpoint in {self.directory} can be read ({'; '.join(map(str, failed))}); "
+          "nothing was moved: if the --config is the run's, move the damaged ones aside and "
+          "rerun")
+    return None
 
   def wait(self) -> None:
     self._mngr.wait_until_finished()

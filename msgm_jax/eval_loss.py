@@ -8,7 +8,7 @@ with i the global index: the same numbers on one device or eight, and batch 0 of
 reproduces the training loop's eval_loss for the same EMA parameters.
 """
 
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import jax
 import numpy as np
@@ -65,11 +65,13 @@ def model_batches(spec: data.DataSpec, source: data.Source, batch_size: int, num
 
 
 def map_examples(p_fn: Callable, p_variables: Any, batches: Iterable[Dict[str, np.ndarray]],
-                 key: Array, devices: Sequence) -> Dict[str, np.ndarray]:
+                 key: Array, devices: Sequence,
+                 on_batch: Optional[Callable[[int], None]] = None) -> Dict[str, np.ndarray]:
   """Runs p_fn = parallel.data_parallel_map(fn) over host batches.
 
-  p_variables: replicated. Batch b gets the key fold_in(key, b). Returns {name: [n]}: the
-  outputs of the real (mask True) examples, concatenated in order.
+  p_variables: replicated. Batch b gets the key fold_in(key, b). on_batch(b + 1) is called
+  after each batch (progress). Returns {name: [n]}: the outputs of the real (mask True)
+  examples, concatenated in order.
   """
   outs: List[Dict[str, np.ndarray]] = []
   for b, batch in enumerate(batches):
@@ -77,6 +79,8 @@ def map_examples(p_fn: Callable, p_variables: Any, batches: Iterable[Dict[str, n
     out = p_fn(p_variables, parallel.put_sharded(inputs, devices), jax.random.fold_in(key, b))
     # [n_devices, B / n_devices] -> [B] in the global order `shard` split.
     outs.append({k: np.asarray(v).reshape(-1)[batch["mask"]] for k, v in out.items()})
+    if on_batch is not None:
+      on_batch(b + 1)
   return {k: np.concatenate([o[k] for o in outs]) for k in outs[0]}
 
 

@@ -13,9 +13,17 @@ eval.bpd_dataset split:
       the data scaler, as score_sde's bpd), as bits/dim with offset 8 for data in [0, 1] and 7
       for centred data (method.md section 8). toy2d points are not quantised: they get the mean
       negative log-likelihood in nats per point instead.
-MSGM should raise the NSFG bits/dim and leave the SFG bits/dim nearly unchanged. Outputs:
-<workdir>/eval/ckpt_<step>.json, TensorBoard scalars eval/<subset>_<metric> under
-<workdir>/eval/tensorboard (and eval/metrics.jsonl), and one printed line per checkpoint.
+MSGM should raise the NSFG bits/dim and leave the SFG bits/dim nearly unchanged.
+
+Outputs go to <workdir>/eval/<tag>/, where <tag> names the settings that determine the numbers
+(eval_tag: the eval section, the seed, the data, the model and the SDE), so results of other
+settings never overwrite these: settings.json (those fields), ckpt_<step>.json per checkpoint,
+TensorBoard scalars eval/<subset>_<metric> under tensorboard/ (and metrics.jsonl), and one
+printed line per checkpoint. A checkpoint already evaluated with these settings is not
+evaluated again (its line is printed from its JSON) unless overwrite (--overwrite). The
+config must agree with the run's (msgm_jax/agreement.py). An unreadable checkpoint is skipped
+with a line (the latest-only default falls back to the newest intact one) and moved aside to
+<step>.corrupt when another one reads. Each part shows a progress bar with an ETA.
 """
 
 import contextlib
@@ -28,8 +36,10 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+from absl import logging
 
-from msgm_jax import builders, checkpoint, data, likelihood, parallel, train
+from msgm_jax import (agreement, builders, checkpoint, data, likelihood, parallel, progress,
+                      train, validate)
 from msgm_jax import writer as writer_lib
 from msgm_jax.eval_loss import (ExampleFn, dsm_fn, eval_keys, host_rng, map_examples,
                                 model_batches, subset_source)
@@ -82,12 +92,6 @@ def state_template(run: train.Run) -> Any:
   return jax.eval_shape(lambda: train.fresh_state(run))
 
 
-def restore_ema(ckpt: checkpoint.Checkpointer, step: int, template, devices: Sequence) -> Any:
-  """The EMA variables of checkpoint `step` (restored like `template`), replicated."""
-  state, _ = ckpt.restore(step, template)
-  return parallel.replicate(state.ema_params, devices)
-
-
 def select_steps(available: Sequence[int], begin: int, end: int) -> List[int]:
   """The checkpoint steps to evaluate (see the module docstring for the rule)."""
   if begin == 0 and end == 0:
@@ -135,42 +139,62 @@ class Evaluator:
   """The metrics of one set of (replicated) variables on the SFG and NSFG subsets.
 
   build_score_fn: (variables, rng) -> score_fn(x, t), e.g. builders.score_fn_builder(...,
-  train=False); any score works (tests pass an exact one). Compiles once per function, however
-  many checkpoints it evaluates.
+  train=False); any score works (tests pass an exact one). build_flow_score_fn: the same for
+  the likelihoods' probability-flow ODE (score_fn_builder(..., flow=True)); default
+  build_score_fn. Compiles once per function, however many checkpoints it evaluates.
+  show_progress: a bar with ETA per part (stderr).
   """
 
   def __init__(self, spec: data.DataSpec, sde, build_score_fn: Callable, loss_cfg: LossConfig,
-               devices: Sequence, settings: EvalSettings, *, seed: int, init_key: jax.Array):
+               devices: Sequence, settings: EvalSettings, *, seed: int, init_key: jax.Array,
+               build_flow_score_fn: Optional[Callable] = None, show_progress: bool = False):
     self.spec, self.devices, self.settings, self.seed = spec, devices, settings, seed
+    self.show_progress, self.label = show_progress, ""
     self.sources = {s: subset_source(spec, settings.split, s) for s in SUBSETS}
     self.dsm_key, self.lik_key = eval_keys(init_key)
     self.p_dsm = parallel.data_parallel_map(dsm_fn(build_score_fn, sde, loss_cfg), devices,
                                             distinct_keys=False)
-    self.p_lik = parallel.data_parallel_map(likelihood_fn(build_score_fn, sde, settings),
-                                            devices)
+    self.p_lik = parallel.data_parallel_map(
+        likelihood_fn(build_flow_score_fn or build_score_fn, sde, settings), devices)
+
+  def _bar(self, subset: str, part: str, n_examples: int, batch: int) -> progress.Progress:
+    n = min(n_examples, len(self.sources[subset]))
+    return progress.Progress(-(-n // batch), enabled=self.show_progress and n > 0,
+                             desc=f"{self.label}{subset} {part}", unit="batch")
 
   def dsm(self, p_variables, subset: str) -> Dict[str, Any]:
     s = self.settings
-    batches = model_batches(self.spec, self.sources[subset], s.batch_size,
-                            s.batch_size * s.num_batches, host_rng(self.seed, subset, 0))
-    losses = map_examples(self.p_dsm, p_variables, batches, self.dsm_key, self.devices)["loss"]
+    n = s.batch_size * s.num_batches
+    batches = model_batches(self.spec, self.sources[subset], s.batch_size, n,
+                            host_rng(self.seed, subset, 0))
+    with self._bar(subset, "dsm", n, s.batch_size) as bar:
+      losses = map_examples(self.p_dsm, p_variables, batches, self.dsm_key, self.devices,
+                            on_batch=bar.update)["loss"]
     return {"dsm_loss": float(np.mean(losses)), "dsm_examples": len(losses)}
+
+  def likelihood_batch(self) -> int:
+    """The likelihood batch: eval.batch_size, or fewer when fewer examples are asked for."""
+    n_dev = len(self.devices)
+    return min(self.settings.batch_size, -(-self.settings.bpd_num_examples // n_dev) * n_dev)
 
   def likelihood(self, p_variables, subset: str) -> Dict[str, Any]:
     """{'bpd' | 'nll', its stderr, 'likelihood_examples', 'nfe'} of the first
     settings.bpd_num_examples examples of `subset`, uniformly dequantised."""
-    s, n_dev = self.settings, len(self.devices)
-    batch = min(s.batch_size, -(-s.bpd_num_examples // n_dev) * n_dev)
+    s, batch = self.settings, self.likelihood_batch()
     spec = dataclasses.replace(self.spec, uniform_dequantization=True)
     batches = model_batches(spec, self.sources[subset], batch, s.bpd_num_examples,
                             host_rng(self.seed, subset, 1))
     key = jax.random.fold_in(self.lik_key, SUBSETS.index(subset))
-    out = map_examples(self.p_lik, p_variables, batches, key, self.devices)
+    with self._bar(subset, "likelihood", s.bpd_num_examples, batch) as bar:
+      out = map_examples(self.p_lik, p_variables, batches, key, self.devices,
+                         on_batch=bar.update)
     return {**likelihood_summary(out["logp"], self.spec), "likelihood_examples": len(out["logp"]),
             "nfe": float(np.mean(out["nfe"]))}
 
-  def __call__(self, p_variables) -> Dict[str, Dict[str, Any]]:
-    """{'sfg': {...}, 'nsfg': {...}} for replicated variables."""
+  def __call__(self, p_variables, label: str = "") -> Dict[str, Dict[str, Any]]:
+    """{'sfg': {...}, 'nsfg': {...}} for replicated variables; `label` prefixes the progress
+    bars (e.g. 'eval step 20: ')."""
+    self.label = label
     results = {}
     for subset in SUBSETS:
       results[subset] = self.dsm(p_variables, subset)
@@ -204,35 +228,114 @@ def _summary_line(record: Dict[str, Any], path: str) -> str:
   return f"eval step {record['step']}: {' | '.join(parts)} -> {path}"
 
 
+def eval_tag(config) -> str:
+  """Names the settings that determine eval's numbers (see the module docstring)."""
+  return agreement.settings_tag(
+      config, ("seed", "eval.", "training.sde", "training.continuous", "training.reduce_mean",
+               "training.likelihood_weighting", "data.", "model."),
+      exclude=("eval.begin_ckpt", "eval.end_ckpt", "eval.num_samples", "data.data_dir",
+               "data.cache_dir"))
+
+
+def record_path(outdir: str, step: int) -> str:
+  return os.path.join(outdir, f"ckpt_{step}.json")
+
+
 def write_record(outdir: str, record: Dict[str, Any], writer) -> str:
   """Writes ckpt_<step>.json and the numeric results as TensorBoard scalars; returns the path."""
   os.makedirs(outdir, exist_ok=True)
-  path = os.path.join(outdir, f"ckpt_{record['step']}.json")
+  path = record_path(outdir, record["step"])
   with open(path, "w", encoding="utf-8") as f:
     json.dump(record, f, indent=2)
   writer.scalars(record["step"], {f"eval/{subset}_{k}": v for subset in SUBSETS
                                   for k, v in record[subset].items() if v is not None})
+  writer.flush()
   return path
 
 
-def evaluate(config, workdir: str) -> Dict[int, Dict[str, Any]]:
+def _write_settings(outdir: str, config) -> None:
+  flat = agreement.flatten(config)
+  chosen = {k: v for k, v in flat.items() if k.startswith("eval.") or k == "seed"}
+  os.makedirs(outdir, exist_ok=True)
+  with open(os.path.join(outdir, "settings.json"), "w", encoding="utf-8") as f:
+    json.dump({"tag": eval_tag(config), **chosen}, f, indent=2, sort_keys=True)
+
+
+def _readable(ckpt: checkpoint.Checkpointer, steps: List[int], template, latest_only: bool):
+  """(step, state) for each checkpoint to evaluate that reads; the latest-only default falls
+  back to the newest intact one. In a range, an unreadable one is skipped with a line, and
+  moved aside at the end if another one read (then the fault is that file's)."""
+  if latest_only:
+    step, state, _ = ckpt.restore_newest(template)
+    yield step, state
+    return
+  failed, read = [], False
+  for step in steps:
+    try:
+      state, _ = ckpt.restore(step, template)
+    except checkpoint.CheckpointUnreadable as e:
+      logging.warning("%s; skipped", e)
+      failed.append(e)
+      continue
+    read = True
+    yield step, state
+  if failed and not read:
+    raise checkpoint.CheckpointUnreadable(
+        f"no checkpoint to evaluate can be read ({'; '.join(map(str, failed))})")
+  for e in failed:
+    logging.warning("moved %s aside to %s", ckpt.path(e.step), ckpt.set_aside(e.step))
+
+
+def _previous(outdir: str, step: int) -> Optional[Dict[str, Any]]:
+  """The record of `step` written before with these settings, printed; None if there is none."""
+  if not os.path.exists(record_path(outdir, step)):
+    return None
+  with open(record_path(outdir, step), encoding="utf-8") as f:
+    record = json.load(f)
+  print(_summary_line(record, record_path(outdir, step)) +
+        " (evaluated before with these settings; --overwrite evaluates again)", flush=True)
+  return record
+
+
+def evaluate(config, workdir: str, *, allow_config_change: bool = False,
+             overwrite: bool = False) -> Dict[int, Dict[str, Any]]:
   """Eval mode (see the module docstring); returns {step: record}."""
+  validate.check_config(config)
   settings = EvalSettings.from_config(config.eval)
+  outdir, is_main = os.path.join(workdir, "eval", eval_tag(config)), jax.process_index() == 0
   with contextlib.closing(open_checkpoints(workdir)) as ckpt:
+    train.check_agreement(config, ckpt, allow_config_change)
+    latest_only = settings.begin_ckpt == 0 and settings.end_ckpt == 0
     steps = select_steps(ckpt.all_steps(), settings.begin_ckpt, settings.end_ckpt)
+    records = {} if overwrite else {s: _previous(outdir, s) for s in steps}
+    records = {s: r for s, r in records.items() if r is not None}
+    todo = [s for s in steps if s not in records]
+    if not todo:
+      return records
     run = train.build_run(config, workdir)
-    build = builders.score_fn_builder(run.model, run.sde, config.training.continuous,
-                                      train=False)
-    evaluator = Evaluator(run.spec, run.sde, build, run.step_cfg.loss, run.devices, settings,
-                          seed=config.seed, init_key=run.init_key)
-    template = state_template(run)
-    outdir, is_main = os.path.join(workdir, "eval"), jax.process_index() == 0
-    records = {}
-    with contextlib.closing(writer_lib.MetricWriter(outdir, enabled=is_main)) as writer:
-      for step in steps:
-        results = evaluator(restore_ema(ckpt, step, template, run.devices))
-        records[step] = _record(step, results, run.spec, settings)
+    builds = [builders.score_fn_builder(run.model, run.sde, config.training.continuous,
+                                        train=False, flow=flow) for flow in (False, True)]
+    evaluator = Evaluator(run.spec, run.sde, builds[0], run.step_cfg.loss, run.devices, settings,
+                          seed=config.seed, init_key=run.init_key, build_flow_score_fn=builds[1],
+                          show_progress=is_main)
+    logging.info("eval of %s -> %s: per subset (SFG, NSFG) the DSM loss of %d x %d examples%s",
+                 "the latest checkpoint" if latest_only else f"steps {todo}", outdir,
+                 settings.num_batches, settings.batch_size,
+                 f" and the likelihoods of {settings.bpd_num_examples} (batches of "
+                 f"{evaluator.likelihood_batch()})" if settings.enable_bpd else "")
+    if is_main:
+      _write_settings(outdir, config)
+    for step, state in _readable(ckpt, todo, state_template(run), latest_only):
+      earlier = None if step in todo or overwrite else _previous(outdir, step)
+      if earlier is not None:  # the latest-only fallback landed on an evaluated checkpoint
+        records[step] = earlier
+        continue
+      results = evaluator(parallel.replicate(state.ema_params, run.devices),
+                          label=f"eval step {step}: ")
+      records[step] = _record(step, results, run.spec, settings)
+      # One event file per evaluation; an earlier result of this step (--overwrite) goes.
+      with contextlib.closing(writer_lib.MetricWriter(outdir, enabled=is_main,
+                                                      keep=lambda s, step=step: s != step)) as w:
         if is_main:
-          path = write_record(outdir, records[step], writer)
-          print(_summary_line(records[step], path), flush=True)
+          print(_summary_line(records[step], write_record(outdir, records[step], w)), flush=True)
   return records

@@ -2,27 +2,48 @@
 
   python -m msgm_jax.main --config=<file> --workdir=<run dir> --mode=sample
 
-Checkpoint: step eval.begin_ckpt when it is non-zero (it must exist), else the latest. The
-sampler is config.sampling's (pc or ode), pmapped over the local devices by
-parallel.data_parallel_sampler, sampling.batch_size samples per call (rounded up to a multiple
-of the devices), repeated until eval.num_samples. Writes <workdir>/samples/eval_<step>.npz with
-'samples' (model space, float32 [N, *data shape]) and, for images, 'images' (uint8
-[N, H, W, C]: score_sde's clip(x * 255, 0, 255) after the inverse scaler, truncated), and
-eval_<step>.png (a grid of the first 256 images, or a scatter plot of all 2-D points).
+Checkpoint: step eval.begin_ckpt when it is non-zero (it must exist and read), else the newest
+intact one (a damaged newer one is moved aside, msgm_jax/checkpoint.py). The config must agree
+with the run's (msgm_jax/agreement.py). The sampler is config.sampling's (pc or ode), pmapped
+over the local devices by parallel.data_parallel_sampler, sampling.batch_size samples per call
+(rounded up to a multiple of the devices), repeated until eval.num_samples, with a progress bar.
+Writes <workdir>/samples/eval_<step>_<tag>.npz, <tag> naming the settings that determine the
+samples (sample_tag: the sampling section, eval.num_samples, the seed, the data, the model and
+the SDE), with 'samples' (model space, float32 [N, *data shape]), 'settings' (those fields, a
+JSON string) and, for images, 'images' (uint8 [N, H, W, C]: score_sde's clip(x * 255, 0, 255)
+after the inverse scaler, truncated), and eval_<step>_<tag>.png (a grid of the first 256
+images, or a scatter plot of all 2-D points). Existing files of the same checkpoint and
+settings are replaced only with overwrite (--overwrite).
 """
 
 import contextlib
+import json
 import os
-from typing import Callable, Sequence, Tuple
+from typing import Callable, Optional, Sequence, Tuple
 
 import jax
 import numpy as np
 
-from msgm_jax import data, evaluate, train
+from msgm_jax import agreement, data, evaluate, parallel, progress, train, validate
 from msgm_jax import writer as writer_lib
 
 SAMPLE_STREAM = 2  # folded into the init key (evaluation uses 1; training its own key)
 GRID_MAX = 256  # images in the PNG grid
+
+
+class OutputExists(ValueError):
+  """Samples of this checkpoint and these settings exist; --overwrite replaces them."""
+
+
+def sample_tag(config) -> str:
+  """Names the settings that determine the samples (see the module docstring)."""
+  return agreement.settings_tag(
+      config, ("seed", "sampling.", "eval.num_samples", "training.sde", "training.continuous",
+               "data.", "model."), exclude=("data.data_dir", "data.cache_dir"))
+
+
+def sample_paths(outdir: str, step: int, tag: str) -> Tuple[str, str]:
+  return tuple(os.path.join(outdir, f"eval_{step}_{tag}.{ext}") for ext in ("npz", "png"))
 
 
 def pick_step(available: Sequence[int], begin: int) -> int:
@@ -35,14 +56,18 @@ def pick_step(available: Sequence[int], begin: int) -> int:
   return begin
 
 
-def draw(sampler: Callable, p_variables, key: jax.Array, num_samples: int) -> np.ndarray:
+def draw(sampler: Callable, p_variables, key: jax.Array, num_samples: int,
+         on_batch: Optional[Callable[[int], None]] = None) -> np.ndarray:
   """Calls sampler(fold_in(key, i), p_variables) -> [n_devices, b, ...] for i = 0, 1, ...
-  until num_samples; returns the first num_samples, [num_samples, ...] numpy."""
+  until num_samples (then on_batch(i + 1), for progress); returns the first num_samples,
+  [num_samples, ...] numpy."""
   chunks, have, i = [], 0, 0
   while have < num_samples:
     x = np.asarray(sampler(jax.random.fold_in(key, i), p_variables))
     chunks.append(x.reshape((-1,) + x.shape[2:]))
     have, i = have + len(chunks[-1]), i + 1
+    if on_batch is not None:
+      on_batch(i)
   return np.concatenate(chunks)[:num_samples]
 
 
@@ -51,13 +76,15 @@ def to_uint8(images: np.ndarray) -> np.ndarray:
   return np.clip(np.asarray(images) * 255.0, 0, 255).astype(np.uint8)
 
 
-def save_samples(outdir: str, step: int, samples: np.ndarray,
-                 spec: data.DataSpec) -> Tuple[str, str]:
-  """Writes eval_<step>.npz and eval_<step>.png under outdir; returns their paths."""
-  os.makedirs(outdir, exist_ok=True)
-  npz, png = (os.path.join(outdir, f"eval_{step}.{ext}") for ext in ("npz", "png"))
+def save_samples(paths: Tuple[str, str], step: int, samples: np.ndarray, spec: data.DataSpec,
+                 settings: Optional[dict] = None) -> Tuple[str, str]:
+  """Writes the npz and the png of `paths` (see sample_paths); returns them."""
+  npz, png = paths
+  os.makedirs(os.path.dirname(npz) or ".", exist_ok=True)
   inverse = data.get_inverse_scaler(spec)
   arrays = {"samples": samples.astype(np.float32)}
+  if settings is not None:
+    arrays["settings"] = np.asarray(json.dumps(settings, sort_keys=True))
   if not spec.is_points:
     arrays["images"] = to_uint8(inverse(samples))
   np.savez(npz, **arrays)
@@ -67,16 +94,41 @@ def save_samples(outdir: str, step: int, samples: np.ndarray,
   return npz, png
 
 
-def sample(config, workdir: str) -> Tuple[str, str]:
+def _settings(config, step: int) -> dict:
+  flat = agreement.flatten(config)
+  return {"step": step, "tag": sample_tag(config),
+          **{k: v for k, v in flat.items()
+             if k.startswith("sampling.") or k in ("seed", "eval.num_samples")}}
+
+
+def sample(config, workdir: str, *, allow_config_change: bool = False,
+           overwrite: bool = False) -> Tuple[str, str]:
   """Sample mode (see the module docstring); returns (npz path, png path)."""
+  validate.check_config(config)
   with contextlib.closing(evaluate.open_checkpoints(workdir)) as ckpt:
-    step = pick_step(ckpt.all_steps(), int(config.eval.begin_ckpt))
+    train.check_agreement(config, ckpt, allow_config_change)
     run = train.build_run(config, workdir)
-    p_ema = evaluate.restore_ema(ckpt, step, evaluate.state_template(run), run.devices)
+    template = evaluate.state_template(run)
+    begin = int(config.eval.begin_ckpt)
+    if begin:
+      step = pick_step(ckpt.all_steps(), begin)
+      state, _ = ckpt.restore(step, template)
+    else:
+      step, state, _ = ckpt.restore_newest(template)
+  paths = sample_paths(os.path.join(workdir, "samples"), step, sample_tag(config))
+  if os.path.exists(paths[0]) and not overwrite:
+    raise OutputExists(f"{paths[0]} already holds samples of step {step} with these settings; "
+                       "pass --overwrite to draw them again")
+  p_ema = parallel.replicate(state.ema_params, run.devices)
   key = jax.random.fold_in(run.init_key, SAMPLE_STREAM)
-  samples = draw(train.make_sampler(run), p_ema, key, int(config.eval.num_samples))
-  if jax.process_index() != 0:
+  n = int(config.eval.num_samples)
+  per_call = -(-config.sampling.batch_size // run.n_dev) * run.n_dev
+  is_main = jax.process_index() == 0
+  with progress.Progress(-(-n // per_call), enabled=is_main, desc=f"sample step {step}",
+                         unit="batch") as bar:
+    samples = draw(train.make_sampler(run), p_ema, key, n, on_batch=bar.update)
+  if not is_main:
     return "", ""
-  npz, png = save_samples(os.path.join(workdir, "samples"), step, samples, run.spec)
+  npz, png = save_samples(paths, step, samples, run.spec, _settings(config, step))
   print(f"step {step}: {len(samples)} samples -> {npz}\npicture -> {png}", flush=True)
   return npz, png

@@ -11,13 +11,13 @@ import json
 import os
 import re
 import time
-from typing import Dict
+from typing import Dict, Optional
 
 import jax
 import numpy as np
 from absl import logging
 
-from msgm_jax import adjust, builders, exact, parallel, train
+from msgm_jax import adjust, builders, exact, parallel, train, validate
 from msgm_jax import sample as sample_lib
 from msgm_jax.data import DataSpec
 from msgm_jax.toy_metrics import toy_metrics
@@ -48,6 +48,28 @@ FREE = {"unseen+free_orthogonal": ("unseen", "orthogonal"),
         "unseen+free_obtuse": ("unseen", "obtuse")}
 _SWEEP = re.compile(
     r"^(?P<base>[a-z_]+)@a(?P<alpha>[0-9.e-]+)p(?P<period>\d+)(m(?P<margin>[0-9.e-]+))?$")
+
+
+def _rows_rule(rows) -> Optional[str]:
+  """validate's rule for experiment.rows: comma-separated row names, each known."""
+  if not isinstance(rows, str) or not [r for r in rows.split(",") if r.strip()]:
+    return "a comma-separated list of rows"
+  for name in (r.strip() for r in rows.split(",") if r.strip()):
+    if name not in EXACT and name not in FREE:
+      try:
+        row_overrides(name)
+      except ValueError as e:
+        return f"a comma-separated list of known rows ({e})"
+  return None
+
+
+validate.SECTIONS.add("experiment", {
+    "name": validate.one_of(("toy2d",)), "rows": _rows_rule,
+    "num_samples": validate.POSITIVE, "seed": validate.integer(lo=0),
+    "disc_radius": validate.POSITIVE_NUMBER, "nsfg_refs": validate.POSITIVE,
+    "free_strength": validate.number(lo=0.0),
+    "free_bandwidth": validate.number(lo=0.0), "free_max_noise": validate.POSITIVE_NUMBER,
+    "finetune_steps": validate.POSITIVE})
 
 
 def _finetune_source(name: str):

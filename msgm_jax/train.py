@@ -2,21 +2,28 @@
 
     train_and_evaluate(config, workdir)
 
-Rerunning the same command resumes from the last complete checkpoint and ends with exactly the
-parameters an uninterrupted run reaches: the batch at step k and every random draw are pure
-functions of (seed, k), and checkpoints land only on compiled-call boundaries.
+Rerunning the same command resumes from the newest intact checkpoint (a damaged newer one is
+moved aside, msgm_jax/checkpoint.py) and ends with exactly the parameters an uninterrupted run
+reaches: the batch at step k and every random draw are pure functions of (seed, k), and
+checkpoints land only on compiled-call boundaries. The logs follow the checkpoints: they are
+flushed at every checkpoint, and on resume from step S records after S are dropped before
+training goes on (msgm_jax/logfiles.py), so each step appears once. A resume with a config that
+differs in the fields defining the model or the SDE is refused (msgm_jax/agreement.py).
 """
 
 import dataclasses
+import json
 import os
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from msgm_jax import builders, checkpoint, data, eval_loss, optim, parallel, progress
+from msgm_jax import (agreement, builders, checkpoint, data, eval_loss, optim, parallel,
+                      progress, validate)
 from msgm_jax import train_step as train_step_lib
 from msgm_jax import writer as writer_lib
 from msgm_jax.models import model_from_config
@@ -59,16 +66,6 @@ def build_run(config, workdir: str) -> Run:
              optim.make_transform(step_cfg.optim), devices, key, init_key)
 
 
-def _check_schedule(training_cfg) -> None:
-  k = training_cfg.steps_per_call
-  for name in ("snapshot_freq", "snapshot_freq_for_preemption", "log_freq", "eval_freq",
-               "keep_every", "n_iters"):
-    value = training_cfg[name]
-    if value and value % k and name != "n_iters":
-      raise ValueError(f"training.{name}={value} is not a multiple of training.steps_per_call="
-                       f"{k}; checkpoints and logs land on compiled-call boundaries")
-
-
 def fresh_state(run: Run) -> train_step_lib.TrainState:
   variables = builders.init_variables(run.model, run.shape, run.init_key)
   return train_step_lib.create_train_state(variables, run.tx)
@@ -81,30 +78,41 @@ def _meta(run: Run, state, step: int) -> Dict[str, Any]:
           "param_shapes": checkpoint.param_shapes(state.params)}
 
 
+def check_agreement(config, ckpt: checkpoint.Checkpointer, allow: bool,
+                    log_changes: bool = False) -> None:
+  """Refuses (agreement.ConfigMismatch) a config that differs from the newest readable
+  checkpoint's in fields defining the model or the SDE, unless `allow`; log_changes: say
+  which other fields changed (on resume)."""
+  newest = ckpt.newest_meta()
+  if newest is None or "config" not in newest[1]:
+    return
+  step, meta = newest
+  changed = agreement.check(meta["config"], config, ckpt.path(step), allow=allow)
+  if changed and log_changes:
+    logging.info("the config differs from the run's in: %s", "; ".join(changed))
+
+
 def _initial_state(run: Run, ckpt: checkpoint.Checkpointer) -> train_step_lib.TrainState:
-  """Resume from the workdir, else fine-tune from training.init_from, else initialise."""
-  fresh = fresh_state(run)
-  latest = ckpt.latest_step()
-  if latest is not None:
-    state, meta = ckpt.restore(latest, fresh)
-    if meta.get("config_digest") != checkpoint.config_digest(checkpoint.dumps_config(run.config)):
-      logging.warning("resuming %s with a config that differs from the one that wrote it",
-                      ckpt.directory)
-    logging.info("resumed from step %d", latest)
-    return state
+  """Resume from the workdir's newest intact checkpoint, else fine-tune from
+  training.init_from, else initialise."""
+  template = jax.eval_shape(lambda: fresh_state(run))  # shapes only: nothing is compiled
+  restored = ckpt.restore_newest(template)
+  if restored is not None:
+    logging.info("resumed from step %d", restored[0])
+    return restored[1]
   init_from = run.config.training.init_from
   if init_from:
     source, step = checkpoint.Checkpointer.for_reading(init_from)
     step = source.latest_step() if step is None else step
     if step is None:
       raise FileNotFoundError(f"training.init_from={init_from} holds no complete checkpoint")
-    state, _ = source.restore(step, fresh)
+    state, _ = source.restore(step, template)
     source.close()
-    if run.config.training.restart_step:
-      state = state.replace(step=fresh.step)  # warmup, EMA warm-up and n_iters restart
+    if run.config.training.restart_step:  # warmup, EMA warm-up and n_iters restart
+      state = state.replace(step=jnp.asarray(0, jnp.int32))
     logging.info("fine-tuning from %s (step %d)", init_from, step)
     return state
-  return fresh
+  return fresh_state(run)
 
 
 class _Batches:
@@ -247,17 +255,40 @@ def moderation_pattern(run: Run, step: int, k: int) -> Optional[Tuple[bool, ...]
   return tuple((step + j) % run.step_cfg.msgm.period == 0 for j in range(k))
 
 
-def train_and_evaluate(config, workdir: str) -> train_step_lib.TrainState:
-  """Trains (or resumes) until training.n_iters; returns the final unreplicated state."""
+def _write_config(config, workdir: str) -> None:
+  """<workdir>/config.json: the config of the latest start (checkpoints keep their own)."""
+  with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as f:
+    f.write(json.dumps(json.loads(checkpoint.dumps_config(config)), indent=2, sort_keys=True))
+
+
+def _where_outputs_are(workdir: str, step: int, last_saved: Optional[int]) -> str:
+  samples = ", samples/" if os.path.isdir(os.path.join(workdir, "samples")) else ""
+  return (f"train: done at step {step}; outputs in {workdir}: checkpoints/ (latest "
+          f"{last_saved}), metrics.jsonl{samples}, config.json; curves: tensorboard "
+          f"--logdir {workdir}")
+
+
+def train_and_evaluate(config, workdir: str, *,
+                       allow_config_change: bool = False) -> train_step_lib.TrainState:
+  """Trains (or resumes) until training.n_iters; returns the final unreplicated state.
+
+  allow_config_change: resume even when the config differs from the run's in fields that
+  define the model or the SDE (refused otherwise; see msgm_jax/agreement.py).
+  """
+  validate.check_config(config)
   cfg = config.training
-  _check_schedule(cfg)
-  run = build_run(config, workdir)
   is_main = jax.process_index() == 0
   ckpt = checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"),
                                  max_to_keep=cfg.max_to_keep, keep_period=cfg.keep_every)
-  writer = writer_lib.MetricWriter(workdir, enabled=is_main)
+  check_agreement(config, ckpt, allow_config_change, log_changes=True)
+  run = build_run(config, workdir)
   state = _initial_state(run, ckpt)
   step = int(state.step)
+  if is_main:
+    _write_config(config, workdir)
+  # Records after the resumed step were logged by a run that was killed before its next
+  # checkpoint: this run logs those steps again.
+  writer = writer_lib.MetricWriter(workdir, enabled=is_main, keep=lambda s: s <= step)
   p_state = parallel.replicate(state, run.devices)
   p_step = compiled_step(run)
   sample_fn = make_sampler(run) if cfg.snapshot_sampling else None
@@ -283,6 +314,7 @@ def train_and_evaluate(config, workdir: str) -> train_step_lib.TrainState:
       if save:
         state = parallel.unreplicate(p_state)
         ckpt.save(step, state, _meta(run, state, step))
+        writer.flush()  # the logs up to this checkpoint survive a kill, as the parameters do
         monitor.last_saved = step
       if sample_fn is not None and step % cfg.snapshot_freq == 0 and is_main:
         _snapshot_samples(run, sample_fn, p_state.ema_params, step, writer,
@@ -293,4 +325,6 @@ def train_and_evaluate(config, workdir: str) -> train_step_lib.TrainState:
     bar.close()
     ckpt.close()
     writer.close()
+  if is_main:
+    print(_where_outputs_are(workdir, step, monitor.last_saved), flush=True)
   return jax.device_get(parallel.unreplicate(p_state))

@@ -4,9 +4,16 @@ and PNG pictures of samples (image grids, or scatter plots for 2-D points)."""
 import json
 import math
 import os
+import time
+import uuid
 from typing import Callable, Dict, Optional
 
 import numpy as np
+from tensorboardX import summary as tb_summary
+from tensorboardX.event_file_writer import EventsWriter
+from tensorboardX.proto import event_pb2
+
+from msgm_jax import logfiles
 
 
 def image_grid(images: np.ndarray, ncol: Optional[int] = None, pad: int = 2,
@@ -67,37 +74,52 @@ def save_samples_png(path: str, samples: np.ndarray, inverse_scaler: Callable, *
 class MetricWriter:
   """Writes scalars to TensorBoard and to <logdir>/metrics.jsonl; images to TensorBoard.
 
-  Only process 0 should construct one with `enabled=True`; others get a silent writer.
+  Events are written synchronously (tensorboardX's SummaryWriter queues them in a thread that
+  its flush does not wait for), so `flush()` at each checkpoint puts every logged step up to
+  it on disk: a kill loses at most the steps after the last checkpoint, as the parameters do.
+  Each writer opens a new event file. keep: records of earlier runs in
+  logdir whose step fails keep(step) are dropped first (msgm_jax/logfiles.py), e.g. on resume
+  from step S, `lambda step: step <= S`. Only process 0 should construct one with
+  `enabled=True`; others get a silent writer.
   """
 
-  def __init__(self, logdir: str, enabled: bool = True):
+  def __init__(self, logdir: str, enabled: bool = True,
+               keep: Optional[Callable[[int], bool]] = None):
     self.logdir = logdir
     self.enabled = enabled
     self._tb = None
     self._jsonl = None
     if enabled:
-      from tensorboardX import SummaryWriter  # pylint: disable=import-outside-toplevel
-      os.makedirs(logdir, exist_ok=True)
-      self._tb = SummaryWriter(os.path.join(logdir, "tensorboard"))
+      if keep is not None:
+        logfiles.keep_steps(logdir, keep)
+      os.makedirs(os.path.join(logdir, "tensorboard"), exist_ok=True)
+      # A name of its own: EventsWriter truncates an existing file of the same name (its
+      # names differ only by the second otherwise).
+      self._tb = EventsWriter(os.path.join(logdir, "tensorboard", "events"),
+                              f".{os.getpid()}.{uuid.uuid4().hex[:8]}")
       self._jsonl = open(os.path.join(logdir, "metrics.jsonl"), "a", encoding="utf-8")
+
+  def _event(self, step: int, summary) -> None:
+    self._tb.write_event(event_pb2.Event(wall_time=time.time(), step=int(step), summary=summary))
 
   def scalars(self, step: int, values: Dict[str, float]) -> None:
     if not self.enabled:
       return
     values = {k: float(v) for k, v in values.items()}
     for k, v in values.items():
-      self._tb.add_scalar(k, v, step)
+      self._event(step, tb_summary.scalar(k, v))
     self._jsonl.write(json.dumps({"step": int(step), **values}) + "\n")
     self._jsonl.flush()
 
   def image(self, step: int, tag: str, array: np.ndarray) -> None:
     """array: uint8 [H, W, C]."""
     if self.enabled:
-      self._tb.add_image(tag, array, step, dataformats="HWC")
+      self._event(step, tb_summary.image(tag, array, dataformats="HWC"))
 
   def flush(self) -> None:
     if self.enabled:
       self._tb.flush()
+      self._jsonl.flush()
 
   def close(self) -> None:
     if self.enabled:

@@ -1,9 +1,31 @@
-"""Shared test helpers: config loading and small configs that compile fast."""
+"""Shared test helpers: config loading, small configs that compile fast, the CLI."""
 
 import importlib.util
 import os
+import subprocess
+import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# CLI overrides that shrink configs/toy2d_single.py like tiny_toy_config (one step per call).
+TOY_CLI = ["--config=configs/toy2d_single.py", "--config.model.hidden=32",
+           "--config.model.n_layers=2", "--config.training.batch_size=64",
+           "--config.training.snapshot_freq_for_preemption=10", "--config.training.log_freq=10",
+           "--config.training.steps_per_call=1", "--config.training.snapshot_sampling=False",
+           "--config.training.eval_freq=0", "--config.model.num_scales=50"]
+
+
+def run_cli(*args, wait=True, timeout=600, env=None):
+  """`python -m msgm_jax.main *args` from the repository root, as a user runs it: one CPU
+  device (unless env says otherwise), a fresh process. wait=False returns the Popen."""
+  full = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu")
+  full.pop("XLA_FLAGS", None)  # conftest's 8 fake devices are for the tests' own process
+  full.update(env or {})
+  cmd = [sys.executable, "-m", "msgm_jax.main", *args]
+  if not wait:
+    return subprocess.Popen(cmd, env=full, cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+  return subprocess.run(cmd, env=full, cwd=ROOT, capture_output=True, text=True,
+                        timeout=timeout)
 
 
 def load_config(relpath: str):

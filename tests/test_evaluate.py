@@ -60,7 +60,8 @@ def test_eval_mode_writes_a_record_per_checkpoint(trained):
   config.eval.begin_ckpt = 5  # end 0: every kept checkpoint from step 5 on
   records = evaluate.evaluate(config, workdir)
   assert sorted(records) == [5, 10]
-  with open(os.path.join(workdir, "eval", "ckpt_10.json")) as f:
+  outdir = os.path.join(workdir, "eval", evaluate.eval_tag(config))
+  with open(os.path.join(outdir, "ckpt_10.json")) as f:
     record = json.load(f)
   assert record["params"] == "ema" and record["likelihood"]["unit"] == "nats/point"
   for subset in ("sfg", "nsfg"):
@@ -72,23 +73,25 @@ def test_eval_mode_writes_a_record_per_checkpoint(trained):
   logged = [m for m in _metrics(workdir) if m.get("step") == 10 and "eval_loss" in m][0]
   np.testing.assert_allclose(record["sfg"]["dsm_loss"], logged["eval_loss"], rtol=1e-5)
   np.testing.assert_allclose(record["nsfg"]["dsm_loss"], logged["eval_loss_nsfg"], rtol=1e-5)
-  assert os.listdir(os.path.join(workdir, "eval", "tensorboard"))
+  assert os.listdir(os.path.join(outdir, "tensorboard"))
 
 
 def test_sample_mode_writes_npz_and_png(trained, capsys):
   workdir, _ = trained
   npz, png = sample.sample(_config(), workdir)
-  assert npz.endswith(os.path.join("samples", "eval_10.npz")) and os.path.exists(png)
+  tag = sample.sample_tag(_config())
+  assert npz.endswith(os.path.join("samples", f"eval_10_{tag}.npz")) and os.path.exists(png)
   with np.load(npz) as f:
-    assert set(f.files) == {"samples"} and f["samples"].shape == (40, 2)
+    assert set(f.files) == {"samples", "settings"} and f["samples"].shape == (40, 2)
     assert np.all(np.isfinite(f["samples"]))
+    assert json.loads(str(f["settings"]))["eval.num_samples"] == 40
   assert npz in capsys.readouterr().out
 
 
 def test_modes_without_checkpoints_give_one_line_errors(tmp_path):
   for mode in ("sample", "eval"):
     with pytest.raises(modes.USER_ERRORS, match="no checkpoints in .*train first") as e:
-      modes.MODES.get(mode)(_config(), str(tmp_path))
+      modes.MODES.get(mode)(_config(), str(tmp_path), modes.Options())
     assert "\n" not in str(e.value)
 
 
@@ -177,9 +180,51 @@ def test_bits_per_dim_offsets_8_for_unit_and_7_for_centred_data():
 def test_saved_images_are_uint8_of_the_inverse_scaled_samples(tmp_path):
   spec = data.DataSpec("digits", nsfg_classes=(0,), centered=True)
   x = np.linspace(-1.2, 1.2, 3 * 64, dtype=np.float32).reshape(3, 8, 8, 1)
-  npz, png = sample.save_samples(str(tmp_path), 7, x, spec)
+  npz, png = sample.save_samples(sample.sample_paths(str(tmp_path), 7, "tag"), 7, x, spec)
   with np.load(npz) as f:
     assert f["images"].dtype == np.uint8 and f["images"].shape == (3, 8, 8, 1)
     np.testing.assert_array_equal(f["images"], np.clip((x + 1) / 2 * 255, 0, 255).astype(np.uint8))
     np.testing.assert_array_equal(f["samples"], x)
-  assert os.path.basename(png) == "eval_7.png" and os.path.getsize(png) > 0
+  assert os.path.basename(png) == "eval_7_tag.png" and os.path.getsize(png) > 0
+
+
+def _discrete_vp_config(continuous):
+  """A 2-step DDPM-loss (discrete VP) toy run; continuous=True reads the same checkpoint with
+  the continuous parametrisation."""
+  config = tiny_toy_config(n_iters=2, steps_per_call=1, snapshot_freq=2,
+                           snapshot_freq_for_preemption=2, sde="vpsde", continuous=False)
+  config.model.embedding_type = "positional"
+  config.model.scale_by_sigma = False
+  config.model.num_scales = 1000  # DDPM's N: labels t (N - 1) = 999 t
+  config.eval.batch_size = 16
+  config.eval.num_batches = 1
+  config.eval.bpd_num_examples = 16
+  config.eval.divergence = "exact"
+  config.eval.num_samples = 16
+  config.sampling.method = "ode"
+  config.sampling.batch_size = 16
+  config.sampling.eps = 1e-3
+  config.training.continuous = continuous
+  return config
+
+
+def test_discrete_vp_model_is_integrated_with_the_continuous_parametrisation(tmp_path):
+  """score_sde's likelihoods and ODE sampler use the continuous score parametrisation even for
+  models trained with the discrete DDPM loss: a discrete-trained model's bits/dim and ODE
+  samples equal those of the same weights read as a continuous model (N = 1000, so the labels
+  t (N - 1) and 999 t agree), not those of the piecewise-constant discrete std."""
+  workdir = str(tmp_path)
+  train.train_and_evaluate(_discrete_vp_config(False), workdir)
+  discrete = evaluate.evaluate(_discrete_vp_config(False), workdir)[2]
+  continuous = evaluate.evaluate(_discrete_vp_config(True), workdir, allow_config_change=True)[2]
+  for subset in ("sfg", "nsfg"):
+    assert np.isfinite(discrete[subset]["nll"])
+    np.testing.assert_allclose(discrete[subset]["nll"], continuous[subset]["nll"], rtol=1e-6)
+    assert discrete[subset]["dsm_loss"] != continuous[subset]["dsm_loss"]  # the DDPM loss stays
+  samples = []
+  for flag in (False, True):
+    npz, _ = sample.sample(_discrete_vp_config(flag), workdir, allow_config_change=True,
+                           overwrite=True)
+    with np.load(npz) as f:
+      samples.append(f["samples"])
+  np.testing.assert_allclose(samples[0], samples[1], rtol=1e-6, atol=1e-6)

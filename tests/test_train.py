@@ -7,7 +7,7 @@ import jax
 import numpy as np
 import pytest
 
-from msgm_jax import checkpoint, train
+from msgm_jax import agreement, checkpoint, train
 from tests.helpers import tiny_toy_config
 
 
@@ -64,12 +64,16 @@ def test_fine_tuning_starts_from_a_standard_checkpoint(straight, tmp_path):
   assert 0 < max(jax.tree.leaves(moved)) < 0.05  # started at the source, then moved a little
 
 
-def test_resume_with_a_different_model_shape_is_refused(straight):
+def test_resume_with_a_different_model_is_refused(straight):
   workdir, _ = straight
   config = tiny_toy_config(regime="msgm", n_iters=30)
   config.model.hidden = 48
-  with pytest.raises(checkpoint.CheckpointMismatch, match="different shape.*new --workdir"):
+  with pytest.raises(agreement.ConfigMismatch,
+                     match=r"model.hidden=48 \(the run's: 32\).*--allow_config_change"):
     train.train_and_evaluate(config, workdir)
+  # Allowed to go ahead, the parameters still cannot be loaded into the other shape.
+  with pytest.raises(checkpoint.CheckpointMismatch, match="different shape.*new --workdir"):
+    train.train_and_evaluate(config, workdir, allow_config_change=True)
 
 
 def test_non_finite_loss_stops_and_names_the_step(tmp_path):

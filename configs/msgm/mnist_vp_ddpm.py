@@ -6,12 +6,7 @@ from msgm_jax.models import presets as model_presets
 
 
 def get_config():
-  config = presets.msgm(model_presets.ddpm(presets.vp(presets.base())))
-  config.data.dataset = "MNIST"
-  config.data.image_size = 28
-  config.data.num_channels = 1
-  config.data.random_flip = False
-  config.data.nsfg_classes = (1,)
+  config = presets.msgm(presets.mnist(model_presets.ddpm(presets.vp(presets.base()))))
   config.model.nf = 32
   config.model.ch_mult = (1, 2, 2)
   config.model.attn_resolutions = (7,)

@@ -18,7 +18,7 @@ MODELS: Registry = Registry("model")
 # Module fields that are not architecture: set by Flax itself.
 _FLAX_FIELDS = ("parent", "name")
 # Config keys of score_sde's model section with one supported value only.
-_FIXED = {"normalization": "GroupNorm", "attention_type": "ddpm", "conv_size": 3}
+FIXED = {"normalization": "GroupNorm", "attention_type": "ddpm", "conv_size": 3}
 
 
 def get_model(name: str, **fields) -> nn.Module:
@@ -66,7 +66,7 @@ def model_from_config(model_cfg: ml_collections.ConfigDict, *, data_shape: Seque
     raise ValueError("config.model.name is required (one of: " + ", ".join(MODELS.names()) + ")")
   cls = MODELS.get(model_cfg.name)
   _check_data_shape(cls, tuple(data_shape), model_cfg)
-  for key, value in _FIXED.items():
+  for key, value in FIXED.items():
     if key in model_cfg and _convert(key, model_cfg[key]) != _convert(key, value):
       raise ValueError(f"config.model.{key}={model_cfg[key]!r} is not supported (only {value!r})")
   values = dict(model_cfg)

@@ -18,8 +18,11 @@ from msgm_jax.models.layers import (AttnBlockpp, Combine, GaussianFourierProject
 from msgm_jax.models.layerspp import (Downsample, ResnetBlockBigGANpp, ResnetBlockDDPMpp,
                                       Upsample)
 
-_PROGRESSIVE = ("none", "output_skip", "residual")
-_PROGRESSIVE_INPUT = ("none", "input_skip", "residual")
+# The valid values of NCSN++'s string fields (also msgm_jax/validate.py's rules).
+CHOICES = {"progressive": ("none", "output_skip", "residual"),
+           "progressive_input": ("none", "input_skip", "residual"),
+           "resblock_type": ("ddpm", "biggan"), "progressive_combine": ("sum", "cat"),
+           "embedding_type": ("fourier", "positional")}
 
 
 @MODELS.register("ncsnpp")
@@ -44,13 +47,9 @@ class NCSNpp(ScoreUNet):
   init_scale: float = 0.0
 
   def _check(self):
-    if self.progressive not in _PROGRESSIVE:
-      raise ValueError(f"progressive must be one of {_PROGRESSIVE}, got {self.progressive!r}")
-    if self.progressive_input not in _PROGRESSIVE_INPUT:
-      raise ValueError(f"progressive_input must be one of {_PROGRESSIVE_INPUT}, got "
-                       f"{self.progressive_input!r}")
-    if self.resblock_type not in ("ddpm", "biggan"):
-      raise ValueError(f"resblock_type must be 'ddpm' or 'biggan', got {self.resblock_type!r}")
+    for name, valid in CHOICES.items():
+      if getattr(self, name) not in valid:
+        raise ValueError(f"{name} must be one of {valid}, got {getattr(self, name)!r}")
 
   def _embed(self, labels: jax.Array) -> Tuple[Optional[jax.Array], jax.Array]:
     """-> (time embedding [B, 4 nf] or None, the sigma of each example [B])."""
