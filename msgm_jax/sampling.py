@@ -141,15 +141,9 @@ def no_corrector(key, x, t, score_fn, *, sde, snr, n_steps):
   return x, x
 
 
-def pc_sample(key: Array, sde, score_fn: ScoreFn, shape, *, predictor: str = "reverse_diffusion",
-              corrector: str = "langevin", snr: float = 0.16, n_steps: int = 1,
-              probability_flow: bool = False, eps: float = 1e-3,
-              denoise: bool = True) -> Tuple[Array, int]:
-  """Predictor-corrector sampling over N = sde.N steps on linspace(T, eps, N).
-
-  At each step the corrector runs first, then the predictor (score_sde's order). With
-  `denoise`, the last step returns the predictor's noise-free mean. Returns (x [shape], nfe).
-  """
+def _pc_loop(key: Array, sde, score_fn: ScoreFn, shape, predictor: str, corrector: str,
+             snr: float, n_steps: int, probability_flow: bool, eps: float):
+  """(x at T, body(i, (x, x_mean)) -> (x, x_mean): PC step i of N, nfe per N steps)."""
   pred, corr = PREDICTORS.get(predictor), CORRECTORS.get(corrector)
   init_key, loop_key = jax.random.split(key)
   x = sde.prior_sampling(init_key, shape)
@@ -162,15 +156,67 @@ def pc_sample(key: Array, sde, score_fn: ScoreFn, shape, *, predictor: str = "re
     x, _ = corr.fn(corr_key, x, t, score_fn, sde=sde, snr=snr, n_steps=n_steps)
     return pred.fn(pred_key, x, t, score_fn, sde=sde, probability_flow=probability_flow)
 
+  return x, body, sde.N * (pred.nfe + corr.nfe * n_steps)
+
+
+def pc_sample(key: Array, sde, score_fn: ScoreFn, shape, *, predictor: str = "reverse_diffusion",
+              corrector: str = "langevin", snr: float = 0.16, n_steps: int = 1,
+              probability_flow: bool = False, eps: float = 1e-3,
+              denoise: bool = True) -> Tuple[Array, int]:
+  """Predictor-corrector sampling over N = sde.N steps on linspace(T, eps, N).
+
+  At each step the corrector runs first, then the predictor (score_sde's order). With
+  `denoise`, the last step returns the predictor's noise-free mean. Returns (x [shape], nfe).
+  """
+  x, body, nfe = _pc_loop(key, sde, score_fn, shape, predictor, corrector, snr, n_steps,
+                          probability_flow, eps)
   x, x_mean = jax.lax.fori_loop(0, sde.N, body, (x, x))
-  nfe = sde.N * (pred.nfe + corr.nfe * n_steps)
   return (x_mean if denoise else x), nfe
+
+
+def pc_trajectory(key: Array, sde, score_fn: ScoreFn, shape, *, num_frames: int = 10,
+                  predictor: str = "reverse_diffusion", corrector: str = "langevin",
+                  snr: float = 0.16, n_steps: int = 1, probability_flow: bool = False,
+                  eps: float = 1e-3, denoise: bool = True) -> Tuple[Array, Array, int]:
+  """pc_sample's path, seen every N / num_frames steps (N a multiple of num_frames).
+
+  Returns (frames [num_frames + 1, *shape], times [num_frames + 1], nfe): frames[0] the prior
+  draw at T, frames[k] the state after k N / num_frames steps, at the time the next step
+  starts from (eps for the last, which is what pc_sample returns for the same key: denoised
+  with `denoise`).
+  """
+  if num_frames < 1 or sde.N % num_frames:
+    raise ValueError(f"num_frames={num_frames} must divide the SDE's N={sde.N} steps; "
+                     "pick a divisor, or dataclasses.replace(sde, N=...)")
+  x, body, nfe = _pc_loop(key, sde, score_fn, shape, predictor, corrector, snr, n_steps,
+                          probability_flow, eps)
+  every = sde.N // num_frames
+
+  def chunk(carry, k):
+    carry = jax.lax.fori_loop(k * every, (k + 1) * every, body, carry)
+    return carry, carry[0]
+
+  (last, last_mean), frames = jax.lax.scan(chunk, (x, x), jnp.arange(num_frames))
+  frames = frames.at[-1].set(last_mean if denoise else last)
+  ends = jnp.linspace(sde.T, eps, sde.N)[every::every]
+  times = jnp.concatenate([jnp.array([sde.T]), ends, jnp.array([eps])])
+  return jnp.concatenate([x[None], frames]), times, nfe
 
 
 def probability_flow_drift(sde, score_fn: ScoreFn) -> Callable[[Array, Array], Array]:
   """f(x, t) - g(t)^2 score(x, t) / 2: the drift of the probability-flow ODE (eq. 13)."""
   rsde = sde.reverse(score_fn, probability_flow=True)
   return lambda x, t: rsde.sde(x, t)[0]
+
+
+def _ode_start(key: Array, sde, score_fn: ScoreFn, shape, z: Optional[Array]):
+  """(the latent at T: z or a prior draw, the ODE's right-hand side f(t, x))."""
+  if z is None:
+    z = sde.prior_sampling(key, shape)
+  elif tuple(z.shape) != tuple(shape):
+    raise ValueError(f"latent z has shape {tuple(z.shape)} but shape is {tuple(shape)}")
+  drift = probability_flow_drift(sde, score_fn)
+  return z, lambda t, x: drift(x, jnp.full((x.shape[0],), t))
 
 
 def ode_sample(key: Array, sde, score_fn: ScoreFn, shape, *, rtol: float = 1e-5,
@@ -183,16 +229,36 @@ def ode_sample(key: Array, sde, score_fn: ScoreFn, shape, *, rtol: float = 1e-5,
   Returns (x [shape], nfe) with nfe a traced int32 (adaptive); x is NaN when the solver runs
   out of `max_steps` before reaching eps.
   """
-  if z is None:
-    z = sde.prior_sampling(key, shape)
-  elif tuple(z.shape) != tuple(shape):
-    raise ValueError(f"latent z has shape {tuple(z.shape)} but shape is {tuple(shape)}")
-  drift = probability_flow_drift(sde, score_fn)
-  result = odeint_dopri5(lambda t, x: drift(x, jnp.full((x.shape[0],), t)), z, sde.T, eps,
-                         rtol=rtol, atol=atol, max_steps=max_steps)
+  z, rhs = _ode_start(key, sde, score_fn, shape, z)
+  result = odeint_dopri5(rhs, z, sde.T, eps, rtol=rtol, atol=atol, max_steps=max_steps)
   x, nfe = jnp.where(result.success, result.y, jnp.nan), result.nfe
   if denoise:
     t = jnp.full((shape[0],), eps)
     _, x = reverse_diffusion(key, x, t, score_fn, sde=sde)
     nfe = nfe + 1
   return x, nfe
+
+
+def ode_trajectory(key: Array, sde, score_fn: ScoreFn, shape, *, num_frames: int = 10,
+                   rtol: float = 1e-5, atol: float = 1e-5, eps: float = 1e-3,
+                   z: Optional[Array] = None,
+                   max_steps: int = 10_000) -> Tuple[Array, Array, Array]:
+  """The probability-flow ODE's path from T to eps at num_frames + 1 evenly spaced times.
+
+  Each piece between two times is one in-graph RK45 solve from where the last ended, so the
+  last frame is ode_sample's output (no denoise) to solver tolerance. Returns (frames
+  [num_frames + 1, *shape], times [num_frames + 1], nfe); frames from the first piece that
+  runs out of `max_steps` on are NaN.
+  """
+  z, rhs = _ode_start(key, sde, score_fn, shape, z)
+  times = jnp.linspace(sde.T, eps, num_frames + 1)
+
+  def piece(carry, ends):
+    x, nfe = carry
+    result = odeint_dopri5(rhs, x, ends[0], ends[1], rtol=rtol, atol=atol, max_steps=max_steps)
+    x = jnp.where(result.success, result.y, jnp.nan)
+    return (x, nfe + result.nfe), x
+
+  (_, nfe), frames = jax.lax.scan(piece, (z, jnp.zeros((), jnp.int32)),
+                                  jnp.stack([times[:-1], times[1:]], axis=1))
+  return jnp.concatenate([z[None], frames]), times, nfe
