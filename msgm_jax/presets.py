@@ -331,6 +331,9 @@ def digits_experiment(config: ml_collections.ConfigDict, rows: str,
   exp.report = report  # <report>.json, .md, .png (another name keeps another report apart)
   exp.finetune_steps = 1000  # fine-tuned rows (finetuned_*: from the standard row)
   exp.grid = 64  # samples per row in the figure
+  # Zero-shot tasks per row ('' none, or 'inpaint', 'reconstruct', 'inpaint,reconstruct'):
+  # the inpaint and reconstruct sections' settings, judged by the classifier.
+  exp.zero_shot = ""
   return config
 
 
