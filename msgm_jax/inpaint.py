@@ -44,8 +44,10 @@ def _make_fn(mask: np.ndarray):
 
 def mode(config) -> zero_shot.Mode:
   """The inpaint Mode of a config; ValueError (one line) for a bad inpaint.mask."""
-  mask = masks.make_mask(config.inpaint.mask,
-                         data.data_shape(data.DataSpec.from_config(config.data)))
+  spec = data.DataSpec.from_config(config.data)
+  if spec.is_points:
+    raise ValueError(f"--mode=inpaint is for image data, not {spec.dataset} points")
+  mask = masks.make_mask(config.inpaint.mask, data.data_shape(spec))
   known = mask.astype(bool)
 
   def grid_rows(inputs, outputs):

@@ -183,8 +183,8 @@ def run(mode: Mode, config, workdir: str, *, allow_config_change: bool = False,
   outdir = os.path.join(workdir, mode.name, settings_tag(config, mode.name))
   path = os.path.join(outdir, f"ckpt_{restored.step}.json")
   is_main = jax.process_index() == 0
-  if not overwrite and _previous(path) is not None:
-    record = _previous(path)
+  record = None if overwrite else _previous(path)
+  if record is not None:
     print(summary_line(mode.name, record, path) + " (done before with these settings; "
           "--overwrite does it again)", flush=True)
     return record

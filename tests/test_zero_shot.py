@@ -10,7 +10,7 @@ import os
 import numpy as np
 import pytest
 
-from msgm_jax import checkpoint, masks, train
+from msgm_jax import checkpoint, inpaint, masks, train, zero_shot
 from tests.helpers import load_config, run_cli
 
 OVERRIDES = {"model.nf": 8, "model.ch_mult": (1,), "model.num_scales": 4,
@@ -96,3 +96,29 @@ def test_bad_mask_file_ends_in_one_line(workdir, tmp_path):
   lines = proc.stderr.strip().splitlines()
   assert lines[-1].startswith("msgm_jax: error: inpaint.mask=") and \
       "has shape (4, 4, 1), but the images are (8, 8, 1)" in lines[-1], lines[-1]
+
+
+def test_subset_metrics_by_hand():
+  """Errors over the weighted pixels, rates of the judge's decisions, per-image lists."""
+  inputs = zero_shot.Inputs(np.zeros((2, 2, 2, 1), np.uint8), np.array([3, 5]))
+  outputs = np.zeros((2, 2, 2, 1), np.uint8)
+  outputs[0, 0, 0, 0] = 255  # image 0: one wrong pixel, completed (weight 1)
+  outputs[1, 1, 1, 0] = 51  # image 1: 0.2 off at a known pixel (weight 0)
+  weights = np.array([[1.0, 1.0], [0.0, 0.0]])[..., None]
+
+  def judge(images):  # "class 3 and NSFG" for images with a bright pixel
+    bright = images.reshape(len(images), -1).max(1) > 100
+    return np.where(bright, 3, 7), bright
+
+  r = zero_shot.subset_metrics(inputs, outputs, judge, weights)
+  assert r["per_image"]["mse"] == [0.5, 0.0] and r["mse"] == 0.25
+  assert r["nsfg_rate"] == 0.5 and r["nsfg_rate_count"] == 1
+  assert r["class_agreement"] == 0.5 and r["input_nsfg_rate"] == 0.0
+  assert r["per_image"]["predicted"] == [3, 7] and r["per_image"]["is_nsfg"] == [True, False]
+  plain = zero_shot.subset_metrics(inputs, outputs, None)
+  assert "nsfg_rate" not in plain and plain["mse"] == pytest.approx((1 + 0.04) / 8)
+
+
+def test_inpaint_refuses_points():
+  with pytest.raises(ValueError, match="--mode=inpaint is for image data, not toy2d points"):
+    inpaint.mode(load_config("configs/toy2d_single.py"))
