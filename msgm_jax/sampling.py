@@ -141,24 +141,6 @@ def no_corrector(key, x, t, score_fn, *, sde, snr, n_steps):
   return x, x
 
 
-def _pc_loop(key: Array, sde, score_fn: ScoreFn, shape, predictor: str, corrector: str,
-             snr: float, n_steps: int, probability_flow: bool, eps: float):
-  """(x at T, body(i, (x, x_mean)) -> (x, x_mean): PC step i of N, nfe per N steps)."""
-  pred, corr = PREDICTORS.get(predictor), CORRECTORS.get(corrector)
-  init_key, loop_key = jax.random.split(key)
-  x = sde.prior_sampling(init_key, shape)
-  timesteps = jnp.linspace(sde.T, eps, sde.N)
-
-  def body(i, carry):
-    x, _ = carry
-    t = jnp.full((shape[0],), timesteps[i])
-    corr_key, pred_key = jax.random.split(jax.random.fold_in(loop_key, i))
-    x, _ = corr.fn(corr_key, x, t, score_fn, sde=sde, snr=snr, n_steps=n_steps)
-    return pred.fn(pred_key, x, t, score_fn, sde=sde, probability_flow=probability_flow)
-
-  return x, body, sde.N * (pred.nfe + corr.nfe * n_steps)
-
-
 def pc_sample(key: Array, sde, score_fn: ScoreFn, shape, *, predictor: str = "reverse_diffusion",
               corrector: str = "langevin", snr: float = 0.16, n_steps: int = 1,
               probability_flow: bool = False, eps: float = 1e-3,
@@ -168,10 +150,51 @@ def pc_sample(key: Array, sde, score_fn: ScoreFn, shape, *, predictor: str = "re
   At each step the corrector runs first, then the predictor (score_sde's order). With
   `denoise`, the last step returns the predictor's noise-free mean. Returns (x [shape], nfe).
   """
-  x, body, nfe = _pc_loop(key, sde, score_fn, shape, predictor, corrector, snr, n_steps,
-                          probability_flow, eps)
-  x, x_mean = jax.lax.fori_loop(0, sde.N, body, (x, x))
+  init_key, loop_key = jax.random.split(key)
+  x = sde.prior_sampling(init_key, shape)
+  corr, pred, nfe = _pc_updates(sde, score_fn, predictor, corrector, snr, n_steps,
+                                probability_flow)
+  x, x_mean = _pc_loop(loop_key, x, sde, eps, corr, pred)
   return (x_mean if denoise else x), nfe
+
+
+# An update of a PC step: (key, x, t) -> (x, x_mean).
+StepFn = Callable[[Array, Array, Array], Tuple[Array, Array]]
+
+
+def _pc_updates(sde, score_fn: ScoreFn, predictor: str, corrector: str, snr: float,
+                n_steps: int, probability_flow: bool) -> Tuple[StepFn, StepFn, int]:
+  """(corrector step, predictor step, NFE of the N steps) of the named updates."""
+  pred, corr = PREDICTORS.get(predictor), CORRECTORS.get(corrector)
+
+  def corr_fn(key, x, t):
+    return corr.fn(key, x, t, score_fn, sde=sde, snr=snr, n_steps=n_steps)
+
+  def pred_fn(key, x, t):
+    return pred.fn(key, x, t, score_fn, sde=sde, probability_flow=probability_flow)
+
+  return corr_fn, pred_fn, sde.N * (pred.nfe + corr.nfe * n_steps)
+
+
+def _pc_body(loop_key: Array, sde, eps: float, corr_fn: StepFn, pred_fn: StepFn):
+  """body(i, (x, x_mean)) -> (x, x_mean): step i of N on linspace(T, eps, N), the corrector
+  then the predictor (score_sde's order)."""
+  timesteps = jnp.linspace(sde.T, eps, sde.N)
+
+  def body(i, carry):
+    x, _ = carry
+    t = jnp.full((x.shape[0],), timesteps[i])
+    corr_key, pred_key = jax.random.split(jax.random.fold_in(loop_key, i))
+    x, _ = corr_fn(corr_key, x, t)
+    return pred_fn(pred_key, x, t)
+
+  return body
+
+
+def _pc_loop(loop_key: Array, x: Array, sde, eps: float, corr_fn: StepFn,
+             pred_fn: StepFn) -> Tuple[Array, Array]:
+  """The N steps (_pc_body) from x -> (x, x_mean) of the last step."""
+  return jax.lax.fori_loop(0, sde.N, _pc_body(loop_key, sde, eps, corr_fn, pred_fn), (x, x))
 
 
 def pc_trajectory(key: Array, sde, score_fn: ScoreFn, shape, *, num_frames: int = 10,
@@ -188,8 +211,11 @@ def pc_trajectory(key: Array, sde, score_fn: ScoreFn, shape, *, num_frames: int 
   if num_frames < 1 or sde.N % num_frames:
     raise ValueError(f"num_frames={num_frames} must divide the SDE's N={sde.N} steps; "
                      "pick a divisor, or dataclasses.replace(sde, N=...)")
-  x, body, nfe = _pc_loop(key, sde, score_fn, shape, predictor, corrector, snr, n_steps,
-                          probability_flow, eps)
+  init_key, loop_key = jax.random.split(key)  # as pc_sample
+  x = sde.prior_sampling(init_key, shape)
+  corr, pred, nfe = _pc_updates(sde, score_fn, predictor, corrector, snr, n_steps,
+                                probability_flow)
+  body = _pc_body(loop_key, sde, eps, corr, pred)
   every = sde.N // num_frames
 
   def chunk(carry, k):
@@ -203,20 +229,61 @@ def pc_trajectory(key: Array, sde, score_fn: ScoreFn, shape, *, num_frames: int 
   return jnp.concatenate([x[None], frames]), times, nfe
 
 
+def pc_inpaint(key: Array, sde, score_fn: ScoreFn, x: Array, mask: Array, *,
+               predictor: str = "reverse_diffusion", corrector: str = "langevin",
+               snr: float = 0.16, n_steps: int = 1, probability_flow: bool = False,
+               eps: float = 1e-3, denoise: bool = True) -> Tuple[Array, int]:
+  """Completes the unknown part of x by PC sampling with replacement (score_sde's
+  pc_inpainter; Song et al. 2021, appendix I.2).
+
+  x: [B, ...] data in model space; mask: broadcastable to x, 1 where x is known, 0 where it
+  is to be completed. Starts from x where known and the prior elsewhere; after every
+  corrector and every predictor update at time t the known entries are replaced by a fresh
+  draw of their forward marginal N(m(t) x, std(t)^2). With `denoise` the result is the last
+  update's noise-free mean, with the known entries at m(eps) x. (score_sde's x_mean takes the
+  unknown entries from the noisy x, so its denoise never reaches them; here they come from
+  the update's mean, as in pc_sample.) Returns (completed x [B, ...], nfe).
+  """
+  mask = jnp.broadcast_to(jnp.asarray(mask, x.dtype), x.shape)
+  init_key, loop_key = jax.random.split(key)
+  x0 = x
+  x = mask * x0 + (1.0 - mask) * sde.prior_sampling(init_key, x0.shape)
+  corr, pred, nfe = _pc_updates(sde, score_fn, predictor, corrector, snr, n_steps,
+                                probability_flow)
+
+  def replacing(update: StepFn) -> StepFn:
+    def step(key, x, t):
+      update_key, data_key = jax.random.split(key)
+      x, x_mean = update(update_key, x, t)
+      known_mean, std = sde.marginal_prob(x0, t)
+      known = known_mean + batch_mul(std, jax.random.normal(data_key, x.shape, x.dtype))
+      return (mask * known + (1.0 - mask) * x, mask * known_mean + (1.0 - mask) * x_mean)
+
+    return step
+
+  x, x_mean = _pc_loop(loop_key, x, sde, eps, replacing(corr), replacing(pred))
+  return (x_mean if denoise else x), nfe
+
+
 def probability_flow_drift(sde, score_fn: ScoreFn) -> Callable[[Array, Array], Array]:
   """f(x, t) - g(t)^2 score(x, t) / 2: the drift of the probability-flow ODE (eq. 13)."""
   rsde = sde.reverse(score_fn, probability_flow=True)
   return lambda x, t: rsde.sde(x, t)[0]
 
 
-def _ode_start(key: Array, sde, score_fn: ScoreFn, shape, z: Optional[Array]):
-  """(the latent at T: z or a prior draw, the ODE's right-hand side f(t, x))."""
-  if z is None:
-    z = sde.prior_sampling(key, shape)
-  elif tuple(z.shape) != tuple(shape):
-    raise ValueError(f"latent z has shape {tuple(z.shape)} but shape is {tuple(shape)}")
+def _flow_rhs(sde, score_fn: ScoreFn) -> Callable[[Array, Array], Array]:
+  """The probability-flow ODE as the solver's f(t scalar, x [B, ...])."""
   drift = probability_flow_drift(sde, score_fn)
-  return z, lambda t, x: drift(x, jnp.full((x.shape[0],), t))
+  return lambda t, x: drift(x, jnp.full((x.shape[0],), t))
+
+
+def _latent(key: Array, sde, shape, z: Optional[Array]) -> Array:
+  """z, checked against shape, or a prior draw of shape."""
+  if z is None:
+    return sde.prior_sampling(key, shape)
+  if tuple(z.shape) != tuple(shape):
+    raise ValueError(f"latent z has shape {tuple(z.shape)} but shape is {tuple(shape)}")
+  return z
 
 
 def ode_sample(key: Array, sde, score_fn: ScoreFn, shape, *, rtol: float = 1e-5,
@@ -229,8 +296,9 @@ def ode_sample(key: Array, sde, score_fn: ScoreFn, shape, *, rtol: float = 1e-5,
   Returns (x [shape], nfe) with nfe a traced int32 (adaptive); x is NaN when the solver runs
   out of `max_steps` before reaching eps.
   """
-  z, rhs = _ode_start(key, sde, score_fn, shape, z)
-  result = odeint_dopri5(rhs, z, sde.T, eps, rtol=rtol, atol=atol, max_steps=max_steps)
+  z = _latent(key, sde, shape, z)
+  result = odeint_dopri5(_flow_rhs(sde, score_fn), z, sde.T, eps, rtol=rtol, atol=atol,
+                         max_steps=max_steps)
   x, nfe = jnp.where(result.success, result.y, jnp.nan), result.nfe
   if denoise:
     t = jnp.full((shape[0],), eps)
@@ -250,7 +318,7 @@ def ode_trajectory(key: Array, sde, score_fn: ScoreFn, shape, *, num_frames: int
   [num_frames + 1, *shape], times [num_frames + 1], nfe); frames from the first piece that
   runs out of `max_steps` on are NaN.
   """
-  z, rhs = _ode_start(key, sde, score_fn, shape, z)
+  z, rhs = _latent(key, sde, shape, z), _flow_rhs(sde, score_fn)
   times = jnp.linspace(sde.T, eps, num_frames + 1)
 
   def piece(carry, ends):
@@ -262,3 +330,34 @@ def ode_trajectory(key: Array, sde, score_fn: ScoreFn, shape, *, num_frames: int
   (_, nfe), frames = jax.lax.scan(piece, (z, jnp.zeros((), jnp.int32)),
                                   jnp.stack([times[:-1], times[1:]], axis=1))
   return jnp.concatenate([z[None], frames]), times, nfe
+
+
+def ode_encode(sde, score_fn: ScoreFn, x: Array, *, rtol: float = 1e-5, atol: float = 1e-5,
+               eps: float = 1e-3, max_steps: int = 10_000) -> Tuple[Array, Array]:
+  """The latent of x: the probability-flow ODE integrated from eps to T with in-graph RK45
+  (the inverse of ode_sample's decoding). x: [B, ...] in model space. Returns (z [B, ...],
+  nfe); z is NaN when the solver runs out of `max_steps`."""
+  result = odeint_dopri5(_flow_rhs(sde, score_fn), x.astype(jnp.float32), eps, sde.T,
+                         rtol=rtol, atol=atol, max_steps=max_steps)
+  return jnp.where(result.success, result.y, jnp.nan), result.nfe
+
+
+def perturb(key: Array, sde, x: Array, t: float) -> Array:
+  """A draw of the forward marginal at time t given x: m(t) x + std(t) z ([B, ...])."""
+  mean, std = sde.marginal_prob(x, jnp.full((x.shape[0],), t, jnp.float32))
+  return mean + batch_mul(std, jax.random.normal(key, x.shape, x.dtype))
+
+
+def ode_reconstruct(key: Array, sde, score_fn: ScoreFn, x: Array, *, perturb_t: float = 0.02,
+                    rtol: float = 1e-5, atol: float = 1e-5, eps: float = 1e-3,
+                    max_steps: int = 10_000) -> Tuple[Array, Array, Array]:
+  """Encodes x [B, ...] to its latent with the probability-flow ODE, perturbs the latent as
+  the forward marginal at time perturb_t (m z + std noise; 0: no perturbation) and decodes it
+  with the ODE. Returns (reconstruction [B, ...], latent [B, ...] before the perturbation,
+  nfe of both solves)."""
+  z, nfe_encode = ode_encode(sde, score_fn, x, rtol=rtol, atol=atol, eps=eps,
+                             max_steps=max_steps)
+  z_perturbed = perturb(key, sde, z, perturb_t) if perturb_t > 0 else z
+  x_rec, nfe_decode = ode_sample(key, sde, score_fn, x.shape, rtol=rtol, atol=atol, eps=eps,
+                                 z=z_perturbed, max_steps=max_steps)
+  return x_rec, z, nfe_encode + nfe_decode

@@ -4,14 +4,13 @@
     score_fn = run.score_fn()            # its EMA weights as score_fn(x [B, ...], t [B])
     x, nfe = jax.jit(lambda k: sampling.pc_sample(k, run.sde, score_fn, (64, *run.shape)))(key)
 
-`train(config_file, workdir, overrides)` trains (or resumes) a run through the same code as
+`train_run(config_file, workdir, overrides)` trains (or resumes) a run through the same code as
 `python -m msgm_jax.main --mode=train`, after the same start-up checks.
 """
 
 import contextlib
-import dataclasses
 import json
-from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional
 
 import jax
 import ml_collections
@@ -33,29 +32,26 @@ def _config_from_json(text: str) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(tuples(json.loads(text)))
 
 
-@dataclasses.dataclass(frozen=True)
-class Trained:
-  """One checkpoint's EMA weights with what interprets them.
+class Trained(restore.Restored):
+  """One checkpoint of a trained run (restore.Restored: run, step, ema_params, the EMA
+  variables {'params': ...}), with what a notebook asks of it.
 
   config: the run's ConfigDict; spec: its data; shape: one example's shape ((2,) or (H, W, C));
   sde: the SDE it was trained with (sde.N sampler steps; `dataclasses.replace(sde, N=...)`
-  for others); step: the checkpoint's training step; ema: the EMA variables ({'params': ...}).
+  for others); model: the Flax module.
   """
 
-  config: ml_collections.ConfigDict
-  spec: data.DataSpec
-  shape: Tuple[int, ...]
-  sde: Any
-  model: Any
-  step: int
-  ema: Any
+  config = property(lambda self: self.run.config)
+  spec = property(lambda self: self.run.spec)
+  shape = property(lambda self: self.run.shape)
+  sde = property(lambda self: self.run.sde)
+  model = property(lambda self: self.run.model)
 
   def score_fn(self, flow: bool = False, variables: Any = None) -> Callable[[Array, Array], Array]:
-    """score_fn(x [B, *shape], t [B]) -> [B, *shape] of the EMA weights (or `variables`).
+    """score_fn(x [B, *shape], t [B]) -> [B, *shape] of the EMA weights (or of `variables`
+    of the same model, e.g. an argument of a jitted function that serves several runs).
     flow: the parametrisation of the probability-flow ODE (ODE sampling and likelihoods)."""
-    build = builders.score_fn_builder(self.model, self.sde, self.config.training.continuous,
-                                      train=False, flow=flow)
-    return build(self.ema if variables is None else variables, None)
+    return self.score_builder(flow)(self.ema_params if variables is None else variables)
 
   def nsfg_references(self, n: int) -> np.ndarray:
     """The first n NSFG training examples in model space [n, *shape] (for adjust.py)."""
@@ -81,18 +77,19 @@ class Trained:
     return exact.make_mixture(part.means, part.stds, part.weights)
 
 
-def load(workdir: str, config: Optional[ml_collections.ConfigDict] = None) -> Trained:
-  """The newest intact checkpoint of the run in `workdir` (FileNotFoundError naming the fix
-  when there is none), interpreted with the config stored in it (or `config`)."""
+def stored_config(workdir: str) -> ml_collections.ConfigDict:
+  """The config stored in the newest readable checkpoint of the run in `workdir`."""
   with contextlib.closing(restore.open_checkpoints(workdir)) as ckpt:
-    if config is None:
-      newest = ckpt.newest_meta()
-      if newest is None or "config" not in newest[1]:
-        raise ValueError(f"the checkpoints in {workdir} hold no config; pass config=")
-      config = _config_from_json(newest[1]["config"])
-    run = train.build_run(config, workdir)
-    step, state, _ = ckpt.restore_newest(restore.state_template(run))
-  return Trained(config, run.spec, run.shape, run.sde, run.model, step, state.ema_params)
+    newest = ckpt.newest_meta()
+  if newest is None or "config" not in newest[1]:
+    raise ValueError(f"the checkpoints in {workdir} hold no config; pass config= to load")
+  return _config_from_json(newest[1]["config"])
+
+
+def load(workdir: str, config: Optional[ml_collections.ConfigDict] = None) -> Trained:
+  """The newest intact checkpoint of the run in `workdir` (restore.restore_ema; the config's
+  eval.begin_ckpt picks another), interpreted with the config stored in it (or `config`)."""
+  return Trained(*restore.restore_ema(config or stored_config(workdir), workdir))
 
 
 def train_run(config_file: str, workdir: str,

@@ -33,7 +33,7 @@ def toy(tmp_path_factory):
 def test_load_gives_the_runs_ema_weights_and_config(toy):
   run, reference = toy
   assert run.step == 20 and run.shape == (2,)
-  chex.assert_trees_all_equal(run.ema, reference.ema_params)
+  chex.assert_trees_all_equal(run.ema_params, reference.ema_params)
   assert run.config.training.regime == "unseen" and run.config.model.hidden == 32
   assert run.config.data.nsfg_classes == (2,)  # stored as a JSON list, read back as a tuple
   assert run.sde.sigma_max == 10.0 and run.sde.N == 50
