@@ -2,6 +2,7 @@
 
 import os
 
+import numpy as np
 import pytest
 
 from msgm_jax import digits_report, experiment
