@@ -153,7 +153,7 @@ def bench_sample(config, steps: int, warmup: int, method: str,
     return x
 
   seconds = measure.time_calls(call, steps, warmup)
-  nfe = int(np.max(np.asarray(nfe_box["nfe"])))
+  nfe = int(np.max(parallel.gather(nfe_box["nfe"])))
   flops_per_nfe = _score_flops(run, variables, per_dev)
   out = {"batch": per_dev * run.n_dev, "compile_s": compile_s, "nfe": nfe,
          "seconds": seconds, "nfe_per_s": nfe / seconds["median"],

@@ -172,7 +172,7 @@ class Evaluator:
 
   def likelihood_batch(self) -> int:
     """The likelihood batch: eval.batch_size, or fewer when fewer examples are asked for."""
-    n_dev = len(self.devices)
+    n_dev = parallel.device_count(self.devices)
     return min(self.settings.batch_size, -(-self.settings.bpd_num_examples // n_dev) * n_dev)
 
   def likelihood(self, p_variables, subset: str) -> Dict[str, Any]:

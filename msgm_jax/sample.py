@@ -5,8 +5,9 @@
 Checkpoint: step eval.begin_ckpt when it is non-zero (it must exist and read), else the newest
 intact one (a damaged newer one is moved aside, msgm_jax/checkpoint.py). The config must agree
 with the run's (msgm_jax/agreement.py). The sampler is config.sampling's (pc or ode), pmapped
-over the local devices by parallel.data_parallel_sampler, sampling.batch_size samples per call
-(rounded up to a multiple of the devices), repeated until eval.num_samples, with a progress bar.
+over the devices of every process by parallel.data_parallel_sampler, sampling.batch_size
+samples per call (rounded up to a multiple of the devices), repeated until eval.num_samples
+in all, with a progress bar; process 0 writes the files.
 Writes <workdir>/samples/eval_<step>_<tag>.npz, <tag> naming the settings that determine the
 samples (sample_tag: the sampling section, eval.num_samples, the seed, the data, the model and
 the SDE), with 'samples' (model space, float32 [N, *data shape]), 'settings' (those fields, a
@@ -58,12 +59,13 @@ def pick_step(available: Sequence[int], begin: int) -> int:
 
 def draw(sampler: Callable, p_variables, key: jax.Array, num_samples: int,
          on_batch: Optional[Callable[[int], None]] = None) -> np.ndarray:
-  """Calls sampler(fold_in(key, i), p_variables) -> [n_devices, b, ...] for i = 0, 1, ...
-  until num_samples (then on_batch(i + 1), for progress); returns the first num_samples,
-  [num_samples, ...] numpy."""
+  """Calls sampler(fold_in(key, i), p_variables) -> [n_local, b, ...] for i = 0, 1, ...
+  until num_samples (then on_batch(i + 1), for progress); returns the first num_samples of
+  all processes, [num_samples, ...] numpy, on every process (the same as one process over the
+  same number of devices draws)."""
   chunks, have, i = [], 0, 0
   while have < num_samples:
-    x = np.asarray(sampler(jax.random.fold_in(key, i), p_variables))
+    x = parallel.gather(sampler(jax.random.fold_in(key, i), p_variables))
     chunks.append(x.reshape((-1,) + x.shape[2:]))
     have, i = have + len(chunks[-1]), i + 1
     if on_batch is not None:
@@ -122,7 +124,7 @@ def sample(config, workdir: str, *, allow_config_change: bool = False,
   p_ema = parallel.replicate(state.ema_params, run.devices)
   key = jax.random.fold_in(run.init_key, SAMPLE_STREAM)
   n = int(config.eval.num_samples)
-  per_call = -(-config.sampling.batch_size // run.n_dev) * run.n_dev
+  per_call = -(-config.sampling.batch_size // run.n_global) * run.n_global
   is_main = jax.process_index() == 0
   with progress.Progress(-(-n // per_call), enabled=is_main, desc=f"sample step {step}",
                          unit="batch") as bar:
