@@ -7,12 +7,19 @@ whose positive component along d = s_u / |s_u| is removed ('orthogonal': the sco
 pulls towards the NSFG data) or reflected so that the angle with d is obtuse ('obtuse'), at
 every sampler step.
 
-The change is gated, gate = exp(-d_min^2 / (2 (m^2 h^2 + std^2))) * exp(-std^2 / (2 R^2)):
-d_min is the distance to the nearest perturbed reference and h a bandwidth (default: the median
-nearest-neighbour distance between references), so only points inside the NSFG region at the
-current noise level are steered; R bounds the noise level at which to act, because at high
-noise the direction to the NSFG data is the direction to the data's centre and removing it
-would stop every sample from contracting. Everything is pure and runs under jit in any sampler.
+The change is gated, gate = exp(-d_min^2 / (2 w^2)) * exp(-std^2 / (2 R^2)) with
+w^2 = m^2 h^2 + D std^2: d_min is the distance from x [D values] to the nearest perturbed
+reference mean m r_j, and h a bandwidth (default: the median nearest-neighbour distance between
+references, itself a D-dimensional distance). w^2 is the expected squared distance from m r_j
+of a point of the NSFG region at the current noise level, x = m r' + std z with |r' - r_j| = h:
+E|m (r' - r_j) + std z|^2 = m^2 h^2 + D std^2. So the gate means the same at any dimension:
+for a point drawn from the perturbed NSFG data E d_min^2 <= w^2, and the gate there is about
+exp(-1/2) or more whether D is 2 or 3072; it falls off only beyond the region. (Without the
+D, the noise alone, d_min^2 ~ D std^2, shut the gate at image sizes even on the NSFG data
+itself.) R bounds the noise level at which to act, because at high noise the direction to the
+NSFG data is the direction to the data's centre and removing it would stop every sample from
+contracting. Everything is pure and runs under jit in any sampler; x may be any [B, ...] shape
+(points or images).
 """
 
 import dataclasses
@@ -66,7 +73,7 @@ class NSFGReference:
     w = jax.nn.softmax(-d2 / (2 * std[:, None] ** 2), axis=-1)
     s_u = jnp.sum(w[..., None] * diff, 1)  # std^2 * score of the empirical NSFG law
     unit = s_u / (jnp.linalg.norm(s_u, axis=-1, keepdims=True) + 1e-12)
-    width2 = (m * self.bandwidth) ** 2 + std**2
+    width2 = (m * self.bandwidth) ** 2 + flat.shape[1] * std**2  # see the module docstring
     gate = jnp.exp(-jnp.min(d2, -1) / (2 * width2)) * jnp.exp(-std**2 / (2 * self.max_noise**2))
     return unit.reshape(x.shape), gate
 

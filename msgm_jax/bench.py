@@ -25,17 +25,22 @@ from msgm_jax import builders, measure, parallel, train
 from msgm_jax.models.summary import param_count
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file("config", None, "Path to a config file (configs/*.py).",
-                                lock_config=True)
-flags.DEFINE_integer("steps", 10, "Timed calls per measurement (after the warm-up).")
-flags.DEFINE_integer("warmup", 2, "Untimed calls after compilation.")
-flags.DEFINE_enum("what", "all", ["train", "sample", "ode", "all"], "What to measure.")
-flags.DEFINE_list("conv", [], "Also time the train step with each of these model.conv_impl "
-                  "values (e.g. xla,hybrid,im2col,auto): the CPU convolution choice.")
-flags.DEFINE_integer("sample_steps", 20, "PC steps actually run per timed sample; the time of a "
-                     "1000-step sample is scaled from them (every step costs the same).")
-flags.DEFINE_string("out", None, "Also write the JSON to this file.")
-flags.mark_flags_as_required(["config"])
+
+
+def _define_flags():
+  """Flags of the command, defined only when it runs (so importing the module never clashes
+  with another command's flags)."""
+  config_flags.DEFINE_config_file("config", None, "Path to a config file (configs/*.py).",
+                                  lock_config=True)
+  flags.DEFINE_integer("steps", 10, "Timed calls per measurement (after the warm-up).")
+  flags.DEFINE_integer("warmup", 2, "Untimed calls after compilation.")
+  flags.DEFINE_enum("what", "all", ["train", "sample", "ode", "all"], "What to measure.")
+  flags.DEFINE_list("conv", [], "Also time the train step with each of these model.conv_impl "
+                    "values (e.g. xla,hybrid,im2col,auto): the CPU convolution choice.")
+  flags.DEFINE_integer("sample_steps", 20, "PC steps actually run per timed sample; the time of a "
+                       "1000-step sample is scaled from them (every step costs the same).")
+  flags.DEFINE_string("out", None, "Also write the JSON to this file.")
+  flags.mark_flags_as_required(["config"])
 
 
 def _random_batch(run: train.Run) -> Dict[str, np.ndarray]:
@@ -213,4 +218,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  _define_flags()
   app.run(main)

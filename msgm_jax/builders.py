@@ -52,12 +52,21 @@ def step_config(config) -> StepConfig:
                     ema_rate=config.model.ema_rate, msgm=msgm)
 
 
-def score_fn_builder(model, sde, continuous: bool, train: bool):
-  """(variables, dropout_rng) -> score_fn(x, t) for `model` (see models.utils.make_score_fn)."""
-  from msgm_jax.models.utils import make_score_fn  # pylint: disable=import-outside-toplevel
+def score_fn_builder(model, sde, continuous: bool, train: bool, flow: bool = False):
+  """(variables, dropout_keys) -> score_fn(x, t) for `model` (see models.utils.make_score_fn;
+  flow: the parametrisation of the probability-flow ODE, for ODE sampling and likelihoods).
 
-  def build(variables, rng):
-    return make_score_fn(model.apply, variables, sde, continuous=continuous, train=train, rng=rng)
+  dropout_keys: None (train=False), or [B] keys, one per example of the batch the score is
+  called on. A model with dropout then runs per example; one without runs batched (the keys
+  are not used, and the compiled step is the plain batched one).
+  """
+  from msgm_jax.models.utils import make_score_fn  # pylint: disable=import-outside-toplevel
+  per_example = train and getattr(model, "dropout", 0.0) > 0
+
+  def build(variables, keys):
+    rng = keys if per_example or keys is None else keys[0]
+    return make_score_fn(model.apply, variables, sde, continuous=continuous, train=train, rng=rng,
+                         flow=flow)
 
   return build
 
@@ -107,7 +116,7 @@ def model_sampler(spec: SamplerSpec, model, sde, continuous: bool, shape,
   """f(key, variables) -> samples [shape] from the model's score (optionally transformed by
   `adjust(score_fn) -> score_fn`, a training-free score adjustment); with_nfe: f returns
   (samples, nfe as int32)."""
-  build = score_fn_builder(model, sde, continuous, train=False)
+  build = score_fn_builder(model, sde, continuous, train=False, flow=spec.method == "ode")
 
   def sample(key, variables):
     score_fn = build(variables, None)

@@ -139,21 +139,23 @@ class Evaluator:
   """The metrics of one set of (replicated) variables on the SFG and NSFG subsets.
 
   build_score_fn: (variables, rng) -> score_fn(x, t), e.g. builders.score_fn_builder(...,
-  train=False); any score works (tests pass an exact one). Compiles once per function, however
-  many checkpoints it evaluates. show_progress: a bar with ETA per part (stderr).
+  train=False); any score works (tests pass an exact one). build_flow_score_fn: the same for
+  the likelihoods' probability-flow ODE (score_fn_builder(..., flow=True)); default
+  build_score_fn. Compiles once per function, however many checkpoints it evaluates.
+  show_progress: a bar with ETA per part (stderr).
   """
 
   def __init__(self, spec: data.DataSpec, sde, build_score_fn: Callable, loss_cfg: LossConfig,
                devices: Sequence, settings: EvalSettings, *, seed: int, init_key: jax.Array,
-               show_progress: bool = False):
+               build_flow_score_fn: Optional[Callable] = None, show_progress: bool = False):
     self.spec, self.devices, self.settings, self.seed = spec, devices, settings, seed
     self.show_progress, self.label = show_progress, ""
     self.sources = {s: subset_source(spec, settings.split, s) for s in SUBSETS}
     self.dsm_key, self.lik_key = eval_keys(init_key)
     self.p_dsm = parallel.data_parallel_map(dsm_fn(build_score_fn, sde, loss_cfg), devices,
                                             distinct_keys=False)
-    self.p_lik = parallel.data_parallel_map(likelihood_fn(build_score_fn, sde, settings),
-                                            devices)
+    self.p_lik = parallel.data_parallel_map(
+        likelihood_fn(build_flow_score_fn or build_score_fn, sde, settings), devices)
 
   def _bar(self, subset: str, part: str, n_examples: int, batch: int) -> progress.Progress:
     n = min(n_examples, len(self.sources[subset]))
@@ -311,10 +313,11 @@ def evaluate(config, workdir: str, *, allow_config_change: bool = False,
     if not todo:
       return records
     run = train.build_run(config, workdir)
-    build = builders.score_fn_builder(run.model, run.sde, config.training.continuous,
-                                      train=False)
-    evaluator = Evaluator(run.spec, run.sde, build, run.step_cfg.loss, run.devices, settings,
-                          seed=config.seed, init_key=run.init_key, show_progress=is_main)
+    builds = [builders.score_fn_builder(run.model, run.sde, config.training.continuous,
+                                        train=False, flow=flow) for flow in (False, True)]
+    evaluator = Evaluator(run.spec, run.sde, builds[0], run.step_cfg.loss, run.devices, settings,
+                          seed=config.seed, init_key=run.init_key, build_flow_score_fn=builds[1],
+                          show_progress=is_main)
     logging.info("eval of %s -> %s: per subset (SFG, NSFG) the DSM loss of %d x %d examples%s",
                  "the latest checkpoint" if latest_only else f"steps {todo}", outdir,
                  settings.num_batches, settings.batch_size,

@@ -1,8 +1,10 @@
 """MSGM moderation terms on perturbed NSFG samples and the combined objective (method.md 4).
 
 At x~ = m x_u + std z (x_u an NSFG sample) the true conditional score is -z / std: it points
-back to x_u. The terms act on the model score s there, through the product s * (std z)
-(with likelihood weighting s * (z / std) times g^2, as the authors' release does):
+back to x_u. The terms act on the model score s there, through the product s * (std z). With
+likelihood weighting every term takes s * (z / std) instead and is multiplied by g(t)^2, as the
+authors' release does (e.g. reduce((s z / std)^2) g^2): by g^2 alone, not by the DSM's weight
+g^2 / std^2, which would add a factor 1 / std^2 (up to 1e4 at low noise).
 
 - orthogonal / elementwise (the release): reduce((s std z)^2). Drives every coordinate of s
   towards 0 where z is non-zero, i.e. towards s = 0, not only towards orthogonality.
@@ -33,6 +35,9 @@ Array = jax.Array
 MODERATIONS: Registry = Registry("moderation variant")
 ORTHOGONAL_FORMS = ("elementwise", "inner", "cosine")
 OBTUSE_SIGNS = ("release", "repel")
+# msgm.preset: named loss forms that override msgm.form / sign / hinge / margin on any config
+# (variant, alpha and period stay as configured). "release": the authors' code, literally.
+PRESETS = {"release": dict(form="elementwise", sign="release", hinge=False, margin=0.0)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,13 +68,26 @@ class MSGMConfig:
 
   @classmethod
   def from_config(cls, msgm_cfg) -> "MSGMConfig":
+    """config.msgm -> MSGMConfig; msgm.preset (when set) overrides the forms it names."""
     names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in msgm_cfg.items() if k in names})
+    values = {k: v for k, v in msgm_cfg.items() if k in names}
+    preset = msgm_cfg.get("preset", "")
+    if preset:
+      if preset not in PRESETS:
+        raise ValueError(f"msgm.preset={preset!r} is not one of {', '.join(PRESETS)} (or '' "
+                         "to use msgm.form / sign / hinge / margin as set)")
+      values.update(PRESETS[preset])
+    return cls(**values)
 
 
 def _direction(p: Perturbed, cfg: LossConfig) -> Array:
   """std z, or z / std under likelihood weighting (the release's two forms)."""
   return batch_mul(1.0 / p.std if cfg.likelihood_weighting else p.std, p.z)
+
+
+def _weight(p: Perturbed, cfg: LossConfig) -> Array:
+  """g(t)^2 under likelihood weighting, else 1 [B]. p.weight is the DSM's g^2 / std^2."""
+  return p.weight * p.std**2 if cfg.likelihood_weighting else p.weight
 
 
 @MODERATIONS.register("orthogonal")
@@ -85,7 +103,7 @@ def orthogonal(p: Perturbed, cfg: LossConfig, mcfg: MSGMConfig) -> Array:
     s, d = p.score.reshape(p.z.shape[0], -1), v.reshape(p.z.shape[0], -1)
     dot = jnp.sum(s * d, -1)
     value = dot**2 / (jnp.sum(s * s, -1) * jnp.sum(d * d, -1) + 1e-12)
-  return value * p.weight
+  return value * _weight(p, cfg)
 
 
 @MODERATIONS.register("obtuse")
@@ -95,7 +113,7 @@ def obtuse(p: Perturbed, cfg: LossConfig, mcfg: MSGMConfig) -> Array:
   value = sign * flat_mean(p.score * _direction(p, cfg))
   if mcfg.hinge:
     value = jax.nn.relu(value + mcfg.margin)
-  return reduce_scale(cfg, p.z.shape) * value * p.weight
+  return reduce_scale(cfg, p.z.shape) * value * _weight(p, cfg)
 
 
 def moderation_loss(keys: Array, x: Array, score_fn, sde, cfg: LossConfig,
@@ -105,11 +123,12 @@ def moderation_loss(keys: Array, x: Array, score_fn, sde, cfg: LossConfig,
 
 
 def msgm_objective(step: Array, sfg: Tuple[Array, Array], nsfg: Tuple[Array, Array], score_fn,
-                   sde, cfg: LossConfig, mcfg: MSGMConfig,
-                   active: Optional[bool] = None) -> Tuple[Array, Dict[str, Array]]:
+                   sde, cfg: LossConfig, mcfg: MSGMConfig, active: Optional[bool] = None,
+                   nsfg_score_fn=None) -> Tuple[Array, Dict[str, Array]]:
   """(1 - alpha) DSM(SFG) + alpha [step % period == 0] moderation(NSFG).
 
   sfg, nsfg: (keys [B], x [B, ...]) pairs; their t and z are drawn independently.
+  nsfg_score_fn: the score on the NSFG batch (default score_fn), e.g. with its own dropout.
   active: None decides from `step` at run time and skips the moderation branch on off-period
   steps with lax.cond; True / False decides at trace time (no branch in the graph). Both give
   the same loss and gradients. XLA:CPU runs the convolutions inside a cond's branch 4-16x
@@ -119,7 +138,7 @@ def msgm_objective(step: Array, sfg: Tuple[Array, Array], nsfg: Tuple[Array, Arr
   dsm = jnp.mean(dsm_loss(*sfg, score_fn, sde, cfg))
 
   def moderation():
-    return jnp.mean(moderation_loss(*nsfg, score_fn, sde, cfg, mcfg))
+    return jnp.mean(moderation_loss(*nsfg, nsfg_score_fn or score_fn, sde, cfg, mcfg))
 
   if active is None:
     on = (step % mcfg.period) == 0

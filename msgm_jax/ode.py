@@ -2,9 +2,12 @@
 
 score_sde integrates the probability-flow ODE with scipy on the host, round-tripping every
 function evaluation. Here the whole solve is one `lax.while_loop`, so it compiles once, runs on
-any accelerator, and nests under `jit`, `vmap` and `pmap`. Step-size control follows scipy's
-RK45 (Hairer, Norsett & Wanner, "Solving ODEs I", II.4): RMS error norm, safety 0.9, growth
-clipped to [0.2, 10], initial step from `select_initial_step`.
+any accelerator, and nests under `jit`, `vmap` and `pmap`. Step-size control is scipy's
+`solve_ivp(method="RK45")` (Hairer, Norsett & Wanner, "Solving ODEs I", II.4): RMS error norm,
+safety 0.9, growth clipped to [0.2, 10] but never above 1 on a step accepted after a rejection,
+an initial step from `select_initial_step` capped by the interval (so the function is never
+evaluated outside it), and failure when the step falls below 10 ulps of t. Same accepted steps
+and function evaluations as scipy, up to float32 rounding (scipy computes in float64).
 """
 
 from typing import Any, Callable, NamedTuple
@@ -33,7 +36,8 @@ _SAFETY, _MIN_FACTOR, _MAX_FACTOR, _ORDER = 0.9, 0.2, 10.0, 4
 
 class ODEResult(NamedTuple):
   """y: the state at t1 (same pytree as y0); nfe: function evaluations; n_steps: accepted
-  steps; success: False when max_steps ran out before reaching t1."""
+  steps; success: False when max_steps ran out before reaching t1, or when rejections drove
+  the step below scipy's minimum (10 ulps of t)."""
 
   y: Any
   nfe: jax.Array
@@ -45,16 +49,25 @@ def _rms(v: jax.Array) -> jax.Array:
   return jnp.sqrt(jnp.mean(jnp.square(v)))
 
 
-def _initial_step(f, t0, y0, f0, direction, rtol, atol):
-  """scipy's select_initial_step for an order-4 error estimator (costs one evaluation)."""
+def _initial_step(f, t0, y0, f0, direction, interval, rtol, atol):
+  """scipy's select_initial_step for an order-4 error estimator (costs one evaluation).
+
+  Both the probe step h0 and the result are capped by the interval length, as scipy does: the
+  probe f(t0 + h0) must stay inside [t0, t1] (a VP std is NaN at t < 0)."""
   scale = atol + jnp.abs(y0) * rtol
   d0, d1 = _rms(y0 / scale), _rms(f0 / scale)
   h0 = jnp.where((d0 < 1e-5) | (d1 < 1e-5), 1e-6, 0.01 * d0 / d1)
+  h0 = jnp.minimum(h0, interval)
   f1 = f(t0 + direction * h0, y0 + direction * h0 * f0)
   d2 = _rms((f1 - f0) / scale) / h0
   h1 = jnp.where((d1 <= 1e-15) & (d2 <= 1e-15), jnp.maximum(1e-6, h0 * 1e-3),
                  (0.01 / jnp.maximum(d1, d2)) ** (1.0 / (_ORDER + 1)))
-  return jnp.minimum(100 * h0, h1)
+  return jnp.minimum(jnp.minimum(100 * h0, h1), interval)
+
+
+def _min_step(t: jax.Array, direction: jax.Array) -> jax.Array:
+  """scipy's smallest allowed step: 10 ulps of t in the direction of integration."""
+  return 10 * jnp.abs(jnp.nextafter(t, direction * jnp.inf) - t)
 
 
 def _dopri_step(f, t, y, f0, h):
@@ -87,14 +100,17 @@ def odeint_dopri5(fun: Callable[[jax.Array, Any], Any], y0: Any, t0: float, t1: 
     return ravel_pytree(fun(t, unravel(flat)))[0].astype(jnp.float32)
 
   f0 = f(t0, flat0)
-  h_abs = _initial_step(f, t0, flat0, f0, direction, rtol, atol)
+  h_abs = _initial_step(f, t0, flat0, f0, direction, jnp.abs(t1 - t0), rtol, atol)
 
   def cond(state):
-    t, _, _, _, _, n_steps, n_iter = state
-    return (direction * (t1 - t) > 0) & (n_iter < max_steps)
+    t, _, _, h_abs, _, _, n_iter, rejected = state
+    too_small = rejected & (h_abs < _min_step(t, direction))
+    return (direction * (t1 - t) > 0) & (n_iter < max_steps) & ~too_small
 
   def body(state):
-    t, y, fy, h_abs, nfe, n_steps, n_iter = state
+    t, y, fy, h_abs, nfe, n_steps, n_iter, rejected = state
+    # scipy raises a new step's size to the minimum; it fails only when rejections go below.
+    h_abs = jnp.where(rejected, h_abs, jnp.maximum(h_abs, _min_step(t, direction)))
     last = h_abs >= jnp.abs(t1 - t)
     h = jnp.where(last, t1 - t, direction * h_abs)
     y_new, f_new, err = _dopri_step(f, t, y, fy, h)
@@ -103,14 +119,15 @@ def odeint_dopri5(fun: Callable[[jax.Array, Any], Any], y0: Any, t0: float, t1: 
     accept = err_norm < 1.0
     factor = jnp.where(err_norm == 0, _MAX_FACTOR,
                        _SAFETY * jnp.maximum(err_norm, 1e-10) ** (-1.0 / (_ORDER + 1)))
-    factor = jnp.clip(factor, _MIN_FACTOR, jnp.where(accept, _MAX_FACTOR, 1.0))
+    # scipy: a step accepted after a rejection (within the same step) may not grow.
+    factor = jnp.clip(factor, _MIN_FACTOR, jnp.where(accept & ~rejected, _MAX_FACTOR, 1.0))
     t_new = jnp.where(last, t1, t + h)
     return (jnp.where(accept, t_new, t), jnp.where(accept, y_new, y),
             jnp.where(accept, f_new, fy), jnp.abs(h) * factor, nfe + 6,
-            n_steps + accept.astype(jnp.int32), n_iter + 1)
+            n_steps + accept.astype(jnp.int32), n_iter + 1, ~accept)
 
   init = (t0, flat0, f0, h_abs, jnp.asarray(2, jnp.int32), jnp.asarray(0, jnp.int32),
-          jnp.asarray(0, jnp.int32))
-  t, y, _, _, nfe, n_steps, _ = jax.lax.while_loop(cond, body, init)
+          jnp.asarray(0, jnp.int32), jnp.asarray(False))
+  t, y, _, _, nfe, n_steps, _, _ = jax.lax.while_loop(cond, body, init)
   success = direction * (t1 - t) <= 0
   return ODEResult(unravel(y), nfe, n_steps, success)

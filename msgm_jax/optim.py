@@ -55,8 +55,13 @@ def apply_updates(params, updates, lr: jax.Array):
 
 
 def ema_decay(rate: float, step: jax.Array) -> jax.Array:
-  """min(rate, (1 + n) / (10 + n)): a short memory early in training (score_sde)."""
-  n = jnp.asarray(step, jnp.float32)
+  """min(rate, (1 + n) / (10 + n)): a short memory early in training.
+
+  step: optimisation steps taken before this update (TrainState.step). n counts the updates
+  including this one, n = step + 1, because the release's ExponentialMovingAverage increments
+  its counter before computing the decay: the first update uses 2/11, not 1/10.
+  """
+  n = jnp.asarray(step, jnp.float32) + 1.0
   return jnp.minimum(rate, (1.0 + n) / (10.0 + n))
 
 

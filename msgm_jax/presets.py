@@ -7,6 +7,8 @@ ConfigDict: `msgm_jax/train.py` and friends translate sections into typed argume
 
 import ml_collections
 
+from msgm_jax.data import compositional
+
 
 def base() -> ml_collections.ConfigDict:
   """Everything a run needs, with score_sde's CIFAR-10 defaults (method.md section 5)."""
@@ -42,6 +44,9 @@ def base() -> ml_collections.ConfigDict:
   msgm.sign = "repel"  # obtuse: release (the authors' code) | repel
   msgm.hinge = True  # obtuse: relu(... + margin) so the term is bounded below by 0
   msgm.margin = 1.0  # obtuse with hinge: ask for <s std, -z> / D <= -margin
+  # "release": the authors' loss forms (elementwise; release sign, no hinge), overriding the
+  # four fields above; "": use them as set. Applied by MSGMConfig.from_config.
+  msgm.preset = ""
   msgm.alpha = 0.01
   msgm.period = 4
   msgm.nsfg_batch_size = 0  # 0: same as training.batch_size
@@ -259,6 +264,16 @@ def digits(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   # give bits/dim to +- 0.03, and the ~30 NSFG test digits fill one batch of 64.
   config.eval.batch_size = 64
   config.eval.bpd_num_examples = 128
+  return config
+
+
+def colour_digits(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """The digits in 7 colours (msgm_jax/data/compositional.py): 8x8x3, NSFG = one colour per
+  digit (digit d in colour d mod 7), with the digits' tiny U-Net budget."""
+  digits(config)
+  config.data.dataset = "colour_digits"
+  config.data.num_channels = 3
+  config.data.nsfg_classes = compositional.NSFG_COMBOS
   return config
 
 

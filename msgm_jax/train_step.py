@@ -20,7 +20,8 @@ from msgm_jax.losses import LossConfig, dsm_loss, example_keys
 from msgm_jax.moderation import MSGMConfig, msgm_objective
 
 Array = jax.Array
-# (params, dropout_rng) -> score_fn(x [B, ...], t [B]) in training mode.
+# (params, dropout keys [B]) -> score_fn(x [B, ...], t [B]) in training mode, for the batch
+# whose examples the keys belong to (builders.score_fn_builder).
 ScoreFnBuilder = Callable[[Any, Array], Callable[[Array, Array], Array]]
 
 
@@ -51,16 +52,21 @@ class StepConfig:
 
 def _loss_fn(params, state_step, batch, key, build_score_fn, sde, cfg: StepConfig, active):
   step_key = jax.random.fold_in(key, state_step)
+  # Streams: 0 / 1 the SFG / NSFG noise, 2 / 3 their dropout. Dropout keys are per example too
+  # (from global ids): masks do not depend on the device layout, and the SFG and NSFG passes
+  # draw independent masks even when their batches have the same size.
   sfg_keys = example_keys(jax.random.fold_in(step_key, 0), batch["sfg_ids"])
-  # Dropout masks differ per device through the first example id of the local batch.
-  dropout_key = jax.random.fold_in(jax.random.fold_in(step_key, 2), batch["sfg_ids"][0])
-  score_fn = build_score_fn(params, dropout_key)
+  score_fn = build_score_fn(params, example_keys(jax.random.fold_in(step_key, 2),
+                                                 batch["sfg_ids"]))
   if cfg.msgm is None:
     loss = jnp.mean(dsm_loss(sfg_keys, batch["sfg"], score_fn, sde, cfg.loss))
     return loss, {"dsm": loss}
   nsfg_keys = example_keys(jax.random.fold_in(step_key, 1), batch["nsfg_ids"])
+  nsfg_score_fn = build_score_fn(params, example_keys(jax.random.fold_in(step_key, 3),
+                                                      batch["nsfg_ids"]))
   return msgm_objective(state_step, (sfg_keys, batch["sfg"]), (nsfg_keys, batch["nsfg"]),
-                        score_fn, sde, cfg.loss, cfg.msgm, active=active)
+                        score_fn, sde, cfg.loss, cfg.msgm, active=active,
+                        nsfg_score_fn=nsfg_score_fn)
 
 
 def make_train_step(build_score_fn: ScoreFnBuilder, sde, cfg: StepConfig,

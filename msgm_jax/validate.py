@@ -23,7 +23,7 @@ from typing import Any, Callable, Dict, Iterable, Optional, Sequence, Union
 
 import jax
 
-from msgm_jax import builders, data, likelihood, sampling
+from msgm_jax import builders, data, likelihood, moderation, sampling
 from msgm_jax import sde as sde_lib
 from msgm_jax.models import conv, factory, layers, ncsnpp
 from msgm_jax.registry import Registry
@@ -119,6 +119,14 @@ def anything(v) -> Optional[str]:
   del v
 
 
+def dataset_name(v) -> Optional[str]:
+  """A registered dataset in any spelling data.get_dataset accepts ('CIFAR10', 'colour_digits')."""
+  known = list(data.DATASETS.names())
+  if isinstance(v, str) and data.datasets.canonical_name(v) in known:
+    return None
+  return "one of " + ", ".join(known)
+
+
 SECTIONS: Registry = Registry("config section")
 CHECKS: Registry = Registry("config check")
 
@@ -137,6 +145,8 @@ SECTIONS.add("training", {
     "regime": one_of(builders.REGIMES), "init_from": path_or_empty, "restart_step": boolean})
 SECTIONS.add("msgm", {
     "variant": text, "form": text, "sign": text, "hinge": boolean, "margin": number(lo=0.0),
+    "preset": lambda v: None if v == "" else (
+        one_of(tuple(moderation.PRESETS))(v) and "'' (none) or " + one_of(moderation.PRESETS)(v)),
     "alpha": number(0.0, 1.0), "period": POSITIVE,
     "nsfg_batch_size": integer(lo=0, zero="training.batch_size")})
 SECTIONS.add("sampling", {
@@ -151,7 +161,7 @@ SECTIONS.add("eval", {
     "bpd_num_examples": POSITIVE, "divergence": one_of(likelihood.DIVERGENCES.names),
     "num_samples": POSITIVE, "inception_weights": path_or_empty, "stats_dir": text})
 SECTIONS.add("data", {
-    "dataset": one_of(data.DATASETS.names), "data_dir": text,
+    "dataset": dataset_name, "data_dir": text,
     "image_size": integer(lo=0, zero="the dataset's"),
     "num_channels": integer(lo=0, zero="the dataset's"), "random_flip": boolean,
     "centered": boolean, "uniform_dequantization": boolean, "nsfg_classes": ints(lo=0),

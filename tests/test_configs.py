@@ -19,7 +19,7 @@ CONFIGS = [p for p in ALL if p not in CLASSIFIER_CONFIGS]
 
 def test_configs_were_found():
   assert len(CONFIGS) >= 15 and "configs/toy2d.py" in CONFIGS
-  assert len(CLASSIFIER_CONFIGS) == 5
+  assert len(CLASSIFIER_CONFIGS) == 6
 
 
 @pytest.mark.parametrize("path", CONFIGS)
@@ -43,11 +43,63 @@ def test_msgm_configs_use_the_papers_splits():
   assert not discrete.training.continuous and discrete.training.regime == "msgm"
 
 
+def _parse(path, *overrides):
+  """The config as main.py's locked config flag yields it after command-line overrides."""
+  from absl import flags  # pylint: disable=import-outside-toplevel
+  from ml_collections import config_flags  # pylint: disable=import-outside-toplevel
+  argv = ["main", f"--config={os.path.join(ROOT, path)}", *overrides]
+  values = flags.FlagValues()
+  config_flags.DEFINE_config_file("config", None, "", flag_values=values, lock_config=True,
+                                  sys_argv=argv)  # it reads the overrides from argv
+  values(argv)
+  return values.config
+
+
+RELEASE_FORMS = dict(form="elementwise", sign="release", hinge=False, margin=0.0)
+
+
+@pytest.mark.parametrize("path,variant,alpha,period", [
+    ("configs/msgm/digits_ddpm.py", "obtuse", 0.01, 4),
+    ("configs/toy2d_single.py", "obtuse", 0.5, 1)])
+def test_release_preset_from_the_command_line(path, variant, alpha, period):
+  """--config.msgm.preset=release gives the release's loss forms on any config, whatever the
+  config's own forms; variant, alpha and period stay the config's."""
+  from msgm_jax.moderation import MSGMConfig  # pylint: disable=import-outside-toplevel
+  default = builders.step_config(_parse(path, "--config.training.regime=msgm")).msgm
+  assert (default.sign, default.hinge, default.margin) == ("repel", True, 1.0)  # the project's
+  release = _parse(path, "--config.training.regime=msgm", "--config.msgm.preset=release",
+                   "--config.msgm.form=inner")
+  assert builders.step_config(release).msgm == MSGMConfig(
+      variant=variant, alpha=alpha, period=period, **RELEASE_FORMS)
+  with pytest.raises(ValueError, match="msgm.preset='paper' is not one of release"):
+    builders.step_config(_parse(path, "--config.training.regime=msgm",
+                                "--config.msgm.preset=paper"))
+
+
+def test_the_releases_own_cifar10_setup():
+  """DDPM U-Net, continuous VP SDE, probability-flow ODE sampling, release loss forms, alpha
+  0.01 every 4th step, NSFG automobile and dog, 400 + 400 per step."""
+  from msgm_jax.moderation import MSGMConfig  # pylint: disable=import-outside-toplevel
+  config = load_config("configs/msgm/cifar10_ddpm_continuous.py")
+  assert config.model.name == "ddpm" and config.training.sde == "vpsde"
+  assert config.training.continuous and config.sampling.method == "ode"
+  assert config.data.nsfg_classes == (1, 5) and config.training.batch_size == 400
+  assert config.msgm.nsfg_batch_size == 400
+  assert builders.step_config(config).msgm == MSGMConfig(variant="orthogonal", alpha=0.01,
+                                                         period=4, **RELEASE_FORMS)
+  obtuse = builders.step_config(_parse("configs/msgm/cifar10_ddpm_continuous.py",
+                                       "--config.msgm.variant=obtuse")).msgm
+  assert obtuse == MSGMConfig(variant="obtuse", alpha=0.01, period=4, **RELEASE_FORMS)
+
+
 # Parameters of each dataset's classifier: WRN-28-10's is the published count (36.5M, exactly
 # 36,479,194 in the reference PyTorch ports; GroupNorm has BatchNorm's 2 per channel), digits'
-# is derived by hand in test_classifier_networks.py; the others guard against silent changes.
+# is derived by hand in test_classifier_networks.py, colour digits' from it (3 input channels:
+# + 2 * 9 * 32 first-conv weights; 70 classes: + 60 * (128 + 1) in the last Dense); the others
+# guard against silent changes.
 CLASSIFIER_PARAMS = {"digits": 99_178, "mnist": 467_818, "cifar10": 36_479_194,
-                     "stl10": 10_961_370, "celeba": 2_746_834}
+                     "stl10": 10_961_370, "celeba": 2_746_834,
+                     "colourdigits": 99_178 + 2 * 9 * 32 + 60 * 129}
 
 
 @pytest.mark.parametrize("path", CLASSIFIER_CONFIGS)
@@ -62,4 +114,4 @@ def test_classifier_config_translates(path):
   assert sum(x.size for x in jax.tree.leaves(state.params)) == CLASSIFIER_PARAMS[spec.dataset]
   # The same images as the dataset's generative configs, in [0, 1].
   assert not spec.centered and spec.random_flip == (spec.dataset in ("cifar10", "stl10", "celeba"))
-  assert info.num_classes == (2 if spec.dataset == "celeba" else 10)
+  assert info.num_classes == {"celeba": 2, "colourdigits": 70}.get(spec.dataset, 10)

@@ -46,7 +46,7 @@ def test_from_config_toy_mixture():
 
 
 def test_unknown_dataset_and_channel_mismatch():
-  with pytest.raises(ValueError, match="valid names: celeba, cifar10, digits"):
+  with pytest.raises(ValueError, match="valid names: celeba, cifar10, colourdigits, digits"):
     data.DataSpec("svhn")
   with pytest.raises(ValueError, match="num_channels = 1"):
     data.DataSpec("MNIST", num_channels=3)
@@ -54,6 +54,7 @@ def test_unknown_dataset_and_channel_mismatch():
 
 @pytest.mark.parametrize("spec, shape", [
     (data.DataSpec("toy2d"), (2,)), (data.DataSpec("digits"), (8, 8, 1)),
+    (data.DataSpec("colour_digits"), (8, 8, 3)),
     (data.DataSpec("digits", image_size=16), (16, 16, 1)),
     (data.DataSpec("CELEBA", image_size=64), (64, 64, 3)), (data.DataSpec("CELEBA"), (140, 140, 3)),
     (data.DataSpec("STL10", image_size=64), (64, 64, 3)), (data.DataSpec("MNIST"), (28, 28, 1))])

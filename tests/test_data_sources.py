@@ -125,13 +125,14 @@ def test_digits_are_the_real_sklearn_digits():
 
 @pytest.mark.parametrize("name, canonical", [
     ("CIFAR10", "cifar10"), ("cifar10", "cifar10"), ("MNIST", "mnist"), ("CELEBA", "celeba"),
-    ("celeb_a", "celeba"), ("STL10", "stl10"), ("digits", "digits"), ("TOY2D", "toy2d")])
+    ("celeb_a", "celeba"), ("STL10", "stl10"), ("digits", "digits"), ("TOY2D", "toy2d"),
+    ("colour_digits", "colourdigits")])
 def test_dataset_names_are_case_insensitive(name, canonical):
   assert datasets.get_dataset(name).name == canonical
 
 
 def test_unknown_dataset_lists_valid_names():
-  with pytest.raises(ValueError, match="celeba, cifar10, digits, mnist, stl10, toy2d"):
+  with pytest.raises(ValueError, match="celeba, cifar10, colourdigits, digits, mnist, stl10, toy2d"):
     datasets.get_dataset("imagenet")
 
 

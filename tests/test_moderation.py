@@ -60,12 +60,61 @@ def test_hinge_margin_asks_for_a_strictly_obtuse_angle():
       [2 * 0.4125, 2 * 0.1], rtol=1e-5)
 
 
-def test_likelihood_weighting_uses_z_over_std_times_weight():
-  cfg = LossConfig(reduce_mean=True, likelihood_weighting=True)
-  w = jnp.array([3.0, 5.0])
-  got = _term(_p(weight=w), cfg, variant="obtuse")
-  expect = np.sum(np.asarray(S) * np.asarray(Z) / np.asarray(STD)[:, None], 1) / 4 * [3, 5]
-  np.testing.assert_allclose(got, expect, rtol=1e-5)
+# Every variant, as (MSGMConfig fields, the term as a function of v = s z / std [B, D], the
+# score s, the noise z; before the reduction's scale, which the scale-free cosine does not
+# take, and g^2). Written out from method.md 4.
+WEIGHTED = [
+    (dict(variant="orthogonal", form="elementwise"), lambda v, s, z: np.mean(v**2, 1)),
+    (dict(variant="orthogonal", form="inner"), lambda v, s, z: np.mean(v, 1) ** 2),
+    (dict(variant="orthogonal", form="cosine"),
+     lambda v, s, z: np.sum(s * z, 1) ** 2 / (np.sum(s * s, 1) * np.sum(z * z, 1))),
+    (dict(variant="obtuse", sign="release"), lambda v, s, z: np.mean(v, 1)),
+    (dict(variant="obtuse", sign="repel"), lambda v, s, z: -np.mean(v, 1)),
+    (dict(variant="obtuse", sign="repel", hinge=True, margin=0.3),
+     lambda v, s, z: np.maximum(-np.mean(v, 1) + 0.3, 0.0)),
+]
+
+
+def _sde_in_numpy(name, t):
+  """(std(t), g(t)^2) of the default VE / VP SDEs, from method.md section 2."""
+  if name == "vesde":
+    s0, s1 = 0.01, 50.0
+    std = s0 * (s1 / s0) ** t
+    return std, std**2 * 2 * np.log(s1 / s0)
+  b0, b1 = 0.1, 20.0
+  return np.sqrt(1 - np.exp(-0.5 * t**2 * (b1 - b0) - t * b0)), b0 + t * (b1 - b0)
+
+
+@pytest.mark.parametrize("sde_name", ["vesde", "vpsde"])
+@pytest.mark.parametrize("fields,formula", WEIGHTED,
+                         ids=["-".join(map(str, f.values())) for f, _ in WEIGHTED])
+def test_likelihood_weighted_terms_are_the_release_formula(sde_name, fields, formula):
+  """With likelihood weighting the release's terms are reduce((s z / std)^2) g^2 and
+  reduce(s z / std) g^2 (and so on per variant): weighted by g(t)^2, at every t."""
+  from msgm_jax import sde as sde_lib  # pylint: disable=import-outside-toplevel
+  sde = sde_lib.get_sde(sde_name)
+  seen = {}
+
+  def score_fn(x, t):  # a known score; records where it was asked (eager, not jitted)
+    seen["x"], seen["t"] = np.asarray(x, np.float64), np.asarray(t, np.float64)
+    return jnp.sin(3.0 * x) - 0.5 * x
+
+  n, d = 32, 4
+  keys = losses.example_keys(jax.random.key(7), jnp.arange(n))
+  for cfg, scale in ((LossConfig(reduce_mean=True, likelihood_weighting=True), 1.0),
+                     (LossConfig(reduce_mean=False, likelihood_weighting=True), 0.5 * d)):
+    # Clean NSFG data at 0, so x~ = std z (VE and VP alike) and z = x~ / std.
+    got = moderation.moderation_loss(keys, jnp.zeros((n, d)), score_fn, sde, cfg,
+                                     MSGMConfig(**fields))
+    x, t = seen["x"], seen["t"]
+    assert t.min() < 0.1 and t.max() > 0.9  # several noise levels, low ones included
+    std, g2 = _sde_in_numpy(sde_name, t)
+    z = x / std[:, None]
+    s = np.sin(3.0 * x) - 0.5 * x
+    if fields.get("form") == "cosine":
+      scale = 1.0
+    expect = scale * formula(s * z / std[:, None], s, z) * g2
+    np.testing.assert_allclose(got, expect, rtol=2e-4, atol=1e-6)
 
 
 def _descend(score, **kw):

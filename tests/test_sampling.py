@@ -140,3 +140,38 @@ def test_bad_names_and_shapes():
                        predictor="ancestral_sampling")
   with pytest.raises(ValueError, match=r"latent z has shape \(3, 2\) but shape is \(4, 2\)"):
     sampling.ode_sample(jax.random.key(0), sde, score_fn, (4, 2), z=jnp.zeros((3, 2)))
+
+
+def _alpha_in_numpy(name, t, n=1000):
+  """score_sde's Langevin factor: 1 - beta_i at i = floor(t (N - 1)) with DDPM's betas
+  linspace(0.1 / N, 20 / N, N) for the VP family; 1 for VE."""
+  if name == "ve":
+    return 1.0
+  return 1.0 - np.linspace(0.1 / n, 20.0 / n, n)[int(np.floor(t * (n - 1)))]
+
+
+@pytest.mark.parametrize("name", ["vp", "subvp", "ve"])
+@pytest.mark.parametrize("t0", [0.999, 0.5, 0.02])
+def test_one_langevin_step_has_the_formula_step_size(name, t0):
+  """One corrector step with a known constant score c: x_mean = x + e c and x = x_mean +
+  sqrt(2 e) z, so e and z are read off the output; e must be 2 alpha_i (snr mean|z| /
+  mean|c|)^2 (score_sde's LangevinCorrector; norms per example, averaged over the batch)."""
+  sde = {"vp": sde_lib.VPSDE(), "subvp": sde_lib.subVPSDE(), "ve": sde_lib.VESDE()}[name]
+  c = jnp.asarray(np.random.default_rng(1).uniform(0.5, 2.0, (16, 3)), jnp.float32)
+  x = jnp.zeros((16, 3))  # x_mean - x without cancellation: the steps reach 1e-6
+  t = jnp.full((16,), t0)
+  snr = 0.16
+  update = sampling.CORRECTORS.get("langevin").fn
+  x_new, x_mean = update(jax.random.key(4), x, t, lambda x, t: c, sde=sde, snr=snr, n_steps=1)
+  step = np.asarray(x_mean - x, np.float64) / np.asarray(c, np.float64)
+  np.testing.assert_allclose(step, step[0, 0], rtol=1e-4)  # one step size for the batch
+  e = float(np.mean(step))
+  z = np.asarray(x_new - x_mean, np.float64) / np.sqrt(2 * e)
+  ratio = snr * np.linalg.norm(z, axis=1).mean() / np.linalg.norm(np.asarray(c), axis=1).mean()
+  np.testing.assert_allclose(e, 2 * _alpha_in_numpy(name, t0) * ratio**2, rtol=1e-4)
+  # ALD: e = 2 alpha_i (snr std(t))^2 with the marginal std (method.md section 2).
+  update = sampling.CORRECTORS.get("ald").fn
+  _, x_mean = update(jax.random.key(4), x, t, lambda x, t: c, sde=sde, snr=snr, n_steps=1)
+  std = float(sde.marginal_prob(x, t)[1][0])
+  np.testing.assert_allclose(np.asarray(x_mean - x) / np.asarray(c),
+                             2 * _alpha_in_numpy(name, t0) * (snr * std) ** 2, rtol=1e-4)

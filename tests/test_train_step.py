@@ -1,14 +1,18 @@
 """The train step: one device equals eight for the same global batch; it compiles once."""
 
 import chex
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from msgm_jax import builders, parallel, train
+from msgm_jax import builders, optim, parallel, train
+from msgm_jax import sde as sde_lib
 from msgm_jax import train_step as ts
-from tests.helpers import tiny_toy_config
+from msgm_jax.losses import LossConfig
+from msgm_jax.moderation import MSGMConfig
+from tests.helpers import load_config, tiny_toy_config
 
 STEPS = 3
 
@@ -47,6 +51,72 @@ def test_one_device_equals_eight(regime):
   chex.assert_trees_all_close(one.params, eight.params, rtol=1e-5, atol=1e-6)
   chex.assert_trees_all_close(one.ema_params, eight.ema_params, rtol=1e-5, atol=1e-6)
   assert int(one.step) == int(eight.step) == STEPS
+
+
+def _digits_dropout_config():
+  """The digits DDPM U-Net shrunk further, with dropout on (DSM only: the NSFG pass draws its
+  masks the same way, see the probe test below, and would double the compile time)."""
+  config = load_config("configs/digits_ddpm.py")
+  config.model.dropout = 0.3
+  config.model.nf = 8
+  config.model.num_groups = 2
+  config.model.ch_mult = (1,)  # one resolution, attention only in the middle: half the compile
+  config.model.attn_resolutions = ()
+  config.training.batch_size = 16
+  config.training.steps_per_call = 1
+  config.optim.warmup = 0  # the output conv starts at 0: step 0 does not see dropout
+  return config
+
+
+def test_one_device_equals_eight_with_dropout():
+  """Dropout masks come from per-example keys, so splitting the batch over devices changes
+  nothing (they used to come from one key per device)."""
+  one, loss1 = _run(_digits_dropout_config(), 1)
+  eight, loss8 = _run(_digits_dropout_config(), 8)
+  np.testing.assert_allclose(loss1, loss8, rtol=1e-5)
+  chex.assert_trees_all_close(one.params, eight.params, rtol=1e-4, atol=1e-6)
+
+
+class _DropoutProbe(nn.Module):
+  """A "score network" whose output is its dropout mask (0 or 1 / (1 - p)) plus 0 * x."""
+
+  dropout: float = 0.5
+
+  @nn.compact
+  def __call__(self, x, labels, train=False):
+    w = self.param("w", nn.initializers.zeros, ())
+    return nn.Dropout(self.dropout, deterministic=not train)(jnp.ones_like(x)) + w * x
+
+
+def test_sfg_and_nsfg_passes_draw_independent_dropout_masks():
+  """Equal SFG and NSFG batches (same local example ids): the two forward passes of one MSGM
+  step must not share dropout masks, and examples must not share them either."""
+  probe, sde = _DropoutProbe(), sde_lib.VESDE()
+  build = builders.score_fn_builder(probe, sde, True, train=True)
+  seen = []
+
+  def recording_build(params, keys):
+    score_fn = build(params, keys)
+
+    def recorded(x, t):
+      out = score_fn(x, t)
+      jax.debug.callback(lambda v: seen.append(np.asarray(v)), out)
+      return out
+
+    return recorded
+
+  cfg = ts.StepConfig(loss=LossConfig(reduce_mean=True), optim=optim.OptimConfig(),
+                      msgm=MSGMConfig(period=1))
+  tx = optim.make_transform(cfg.optim)
+  variables = probe.init(jax.random.key(0), jnp.zeros((1, 4)), jnp.ones((1,)))
+  batch = {"sfg": jnp.zeros((8, 4)), "sfg_ids": jnp.arange(8, dtype=jnp.int32),
+           "nsfg": jnp.ones((8, 4)), "nsfg_ids": jnp.arange(8, dtype=jnp.int32)}
+  step = jax.jit(ts.make_train_step(recording_build, sde, cfg, tx))
+  jax.block_until_ready(step(ts.create_train_state(variables, tx), batch, jax.random.key(1)))
+  sfg_mask, nsfg_mask = seen
+  assert set(np.unique(sfg_mask)) == {0.0, 2.0} and set(np.unique(nsfg_mask)) == {0.0, 2.0}
+  assert not np.array_equal(sfg_mask, nsfg_mask)
+  assert len({row.tobytes() for row in sfg_mask}) > 4  # examples draw their own masks
 
 
 def test_static_moderation_pattern_equals_the_branch():
@@ -94,13 +164,40 @@ def _run_n(config, n, collect=False):
   return state, (metrics if collect else None)
 
 
+def _release_ema_decays(rate, n_updates):
+  """The decays of the release's ExponentialMovingAverage.update, written out: the update
+  counter is incremented first, then decay = min(rate, (1 + count) / (10 + count))."""
+  count, out = 0, []
+  for _ in range(n_updates):
+    count += 1
+    out.append(min(rate, (1 + count) / (10 + count)))
+  return out
+
+
 def test_warmup_and_ema_schedule():
-  from msgm_jax import optim
   cfg = optim.OptimConfig(lr=1e-3, warmup=10)
   np.testing.assert_allclose([optim.learning_rate(cfg, s) for s in (0, 5, 10, 50)],
                              [0.0, 5e-4, 1e-3, 1e-3], rtol=1e-6)
-  np.testing.assert_allclose([optim.ema_decay(0.999, n) for n in (0, 10, 10**6)],
-                             [0.1, 11 / 20, 0.999], rtol=1e-6)
+  # The decay of the update made at state.step = s is the release's (s + 1)-th decay.
+  release = _release_ema_decays(0.999, 20000)
+  steps = [0, 1, 9, 100, 19999]
+  np.testing.assert_allclose([optim.ema_decay(0.999, s) for s in steps],
+                             [release[s] for s in steps], rtol=1e-6)
+  assert release[0] == 2 / 11
+
+
+def test_first_train_step_averages_with_the_release_decay():
+  """After one step from a fresh state the EMA is d p0 + (1 - d) p1 with d = 2/11."""
+  config = tiny_toy_config()
+  config.training.num_devices = 1
+  config.optim.warmup = 0  # a non-zero first step, so p1 != p0
+  run = train.build_run(config, "/unused")
+  fresh = train.fresh_state(run)
+  one, _ = _run_n(config, 1)
+  d = 2 / 11
+  expect = jax.tree.map(lambda p0, p1: d * p0 + (1 - d) * p1, fresh.params, one.params)
+  assert not np.allclose(jax.tree.leaves(one.params)[0], jax.tree.leaves(fresh.params)[0])
+  chex.assert_trees_all_close(one.ema_params, expect, rtol=1e-5, atol=1e-7)
 
 
 @pytest.mark.parametrize("sde_name", ["vpsde", "vesde"])

@@ -62,6 +62,43 @@ def test_vp_discrete_ddpm_score_is_exact():
   np.testing.assert_allclose(score, -(x - mean) / _bcast(std)**2, rtol=1e-4, atol=1e-4)
 
 
+def test_discrete_vp_model_under_the_flow_takes_the_continuous_std():
+  """flow=True (ODE sampling, likelihoods): label t (N - 1), std of the VP SDE, as score_sde's
+  continuous=True at N = 1000; at t = 1e-5 the discrete std is 10x the continuous one."""
+  sde = sde_lib.VPSDE(N=1000)
+  t = jnp.array([1e-5, 0.3, 0.9994])
+  seen = []
+
+  def apply_fn(params, x, labels, train, rngs):
+    seen.append(labels)
+    return jnp.ones_like(x)
+
+  x = jnp.zeros((3, 2))
+  flow = utils.make_score_fn(apply_fn, {}, sde, continuous=False, flow=True)(x, t)
+  cont = utils.make_score_fn(apply_fn, {}, sde, continuous=True)(x, t)
+  disc = utils.make_score_fn(apply_fn, {}, sde, continuous=False)(x, t)
+  np.testing.assert_allclose(seen[0], np.asarray(t) * 999, rtol=1e-6)
+  np.testing.assert_allclose(seen[0], seen[1], rtol=1e-6)
+  b0, b1, tt = 0.1, 20.0, np.asarray(t, np.float64)
+  std = np.sqrt(1 - np.exp(-0.5 * tt**2 * (b1 - b0) - tt * b0))
+  np.testing.assert_allclose(flow, -1 / std[:, None] * np.ones((3, 2)), rtol=1e-4)
+  np.testing.assert_allclose(flow, cont, rtol=1e-6)
+  assert abs(float(disc[0, 0]) / float(flow[0, 0]) - 0.1) < 0.01
+
+
+def test_discrete_ve_model_keeps_its_ladder_labels_under_the_flow():
+  sde = sde_lib.VESDE(sigma_min=0.01, sigma_max=10.0, N=11)
+  seen = []
+
+  def apply_fn(params, x, labels, train, rngs):
+    seen.append(labels)
+    return x
+
+  t = jnp.array([1.0, 0.52, 0.0])
+  utils.make_score_fn(apply_fn, {}, sde, continuous=False, flow=True)(X0, t)
+  np.testing.assert_array_equal(seen[0], [0.0, 5.0, 10.0])
+
+
 def test_ve_continuous_score_is_exact():
   """VE: label sigma(t); a scale_by_sigma network outputs -z / sigma, which is the score."""
   sde = sde_lib.VESDE(sigma_min=0.01, sigma_max=10.0)
