@@ -120,7 +120,8 @@ def wanted(settings: Settings, environ: Mapping[str, str] = os.environ,
   return None
 
 
-_STATE = {"client": None, "watcher": None, "barrier_timeout": 600, "barriers": 0}
+_STATE = {"client": None, "watcher": None, "barrier_timeout": 600, "barriers": 0,
+          "agreements": 0}
 
 
 def initialize(settings: Settings) -> bool:
@@ -145,6 +146,7 @@ def initialize(settings: Settings) -> bool:
   from jax._src import distributed as jax_distributed  # pylint: disable=import-outside-toplevel
   # The coordination service's client (as Orbax uses it): a key-value store and barriers.
   _STATE["client"] = jax_distributed.global_state.client
+  _orbax_barriers_with_timeouts()
   _STATE["barrier_timeout"] = settings.barrier_timeout
   watcher = _Watcher(_STATE["client"], jax.process_index(), jax.process_count())
   watcher.start()
@@ -153,6 +155,16 @@ def initialize(settings: Settings) -> bool:
   # Registered after JAX's own exit handlers, so it runs before their shutdown barrier.
   atexit.register(watcher.stop)
   return True
+
+
+def _orbax_barriers_with_timeouts() -> None:
+  """Orbax's barriers through the coordination service (they time out and raise) instead of
+  device collectives, which have no timeout on GPU/TPU and give up after 30 s on CPU (gloo:
+  measured when one process reached CheckpointManager() that much later than another)."""
+  from absl import flags  # pylint: disable=import-outside-toplevel
+  name = "experimental_orbax_use_distributed_barrier"  # orbax-checkpoint's own absl flag
+  if name in flags.FLAGS:
+    flags.FLAGS[name].value = True
 
 
 def connected() -> bool:
@@ -180,12 +192,21 @@ def barrier(name: str, timeout_s: Optional[float] = None) -> None:
   client.wait_at_barrier(f"msgm_jax/{_STATE['barriers']}/{name}", int(timeout_s * 1000))
 
 
-def all_agree(ok: bool) -> bool:
-  """True when `ok` holds on every process (a collective: every process must call it)."""
+def all_agree(ok: bool, timeout_s: Optional[float] = None) -> bool:
+  """True when `ok` holds on every process; every process must call it (the same number of
+  times). Through the key-value store: processes may arrive up to the barrier timeout apart."""
   if not is_multiprocess():
     return ok
-  from jax.experimental import multihost_utils  # pylint: disable=import-outside-toplevel
-  return bool(np.all(multihost_utils.process_allgather(np.asarray(ok))))
+  client = _STATE["client"]
+  if client is None:  # connected by someone else (e.g. a test): a device collective
+    from jax.experimental import multihost_utils  # pylint: disable=import-outside-toplevel
+    return bool(np.all(multihost_utils.process_allgather(np.asarray(ok))))
+  _STATE["agreements"] += 1
+  prefix = f"msgm_jax/agree/{_STATE['agreements']}/"
+  client.key_value_set(f"{prefix}{jax.process_index()}", "1" if ok else "0")
+  timeout_ms = int((_STATE["barrier_timeout"] if timeout_s is None else timeout_s) * 1000)
+  return all(client.blocking_key_value_get(f"{prefix}{p}", timeout_ms) == "1"
+             for p in range(jax.process_count()))
 
 
 def allgather(x: np.ndarray) -> np.ndarray:
