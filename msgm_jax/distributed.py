@@ -21,7 +21,7 @@ exits without jax.distributed's shutdown barrier. That barrier would wait for pr
 stuck in a collective for the shutdown timeout (300 s), measured: a raised exception in one of
 two processes left both hanging that long. A watcher thread in every other process sees the
 message within a second, prints `msgm_jax: error: process k of N stopped: <message>` and exits
-with the same status. A process killed outright publishes nothing: the others' next collective
+with the same status; process 0, which hosts the coordination service, exits last. A process killed outright publishes nothing: the others' next collective
 fails (gloo, measured: at once) and they stop with that error, or JAX's heartbeat timeout
 (Settings.heartbeat_timeout) ends them, or the launcher does (launch/README.md).
 """
@@ -40,8 +40,10 @@ PREFIX = "msgm_jax: error:"
 MODES = ("auto", "on", "off")
 _ERROR_KEY = "msgm_jax/error"
 _ACK_KEY = "msgm_jax/ack/"
+_BYE_KEY = "msgm_jax/bye/"
 _POLL_MS = 1000
 _ACK_TIMEOUT_S = 10.0
+_LINGER_S = 0.5
 
 
 class DistributedError(ValueError):
@@ -241,9 +243,9 @@ def _parse(value: str):
   return int(pid), int(code), message
 
 
-def _wait_for_acks(client, me: int, n: int) -> None:
-  """Gives live watchers up to _ACK_TIMEOUT_S to read the message before this process (maybe
-  the coordination service's host) goes."""
+def _wait_for_keys(client, prefix: str, me: int, n: int) -> None:
+  """Waits up to _ACK_TIMEOUT_S in all for key `prefix<pid>` of every other live process
+  (dead, slow or gone ones are not waited for)."""
   deadline = time.time() + _ACK_TIMEOUT_S
   for pid in range(n):
     if pid == me:
@@ -252,9 +254,25 @@ def _wait_for_acks(client, me: int, n: int) -> None:
       if pid not in client.get_live_nodes([pid]):
         continue
       left = max(deadline - time.time(), 0.0)
-      client.blocking_key_value_get(f"{_ACK_KEY}{pid}", max(int(left * 1000), 1))
+      client.blocking_key_value_get(f"{prefix}{pid}", max(int(left * 1000), 1))
     except Exception:  # pylint: disable=broad-except  # dead, slow or gone: do not wait
       continue
+
+
+def _leave(client, me: int, n: int, code: int) -> None:
+  """Exits after a stop, process 0 last: it hosts the coordination service, and a process
+  that sees the service vanish before its own exit is aborted by JAX (status -6 instead of
+  `code`; measured on a loaded machine). The others say goodbye first; process 0 waits for
+  them and lingers a moment for their exits."""
+  if me != 0:
+    try:
+      client.key_value_set(f"{_BYE_KEY}{me}", "1")
+    except Exception:  # pylint: disable=broad-except  # the service is gone already
+      pass
+    _exit_now(code)
+  _wait_for_keys(client, _BYE_KEY, me, n)
+  time.sleep(_LINGER_S)
+  _exit_now(code)
 
 
 def stop_all(message: str, code: int) -> None:
@@ -274,12 +292,14 @@ def stop_all(message: str, code: int) -> None:
     client.key_value_set(_ERROR_KEY, f"{me}\t{code}\t{message}")
   except Exception:  # pylint: disable=broad-except  # another process failed first
     pass
-  _wait_for_acks(client, me, n)
-  _exit_now(code)
+  # Gives live watchers time to read the message before this process goes.
+  _wait_for_keys(client, _ACK_KEY, me, n)
+  _leave(client, me, n, code)
 
 
 class _Watcher(threading.Thread):
-  """Waits for another process's error message; then prints it, acknowledges and exits."""
+  """Waits for another process's error message; then acknowledges it, prints it and exits
+  (`_leave`)."""
 
   def __init__(self, client, me: int, n: int):
     super().__init__(name="msgm-jax-stop-watcher", daemon=True)
@@ -304,7 +324,7 @@ class _Watcher(threading.Thread):
       if not _EXITING.acquire(blocking=False):
         return  # this process is already stopping with its own message
       print(f"{PREFIX} process {pid} of {self.n} stopped: {message}", file=sys.stderr)
-      _exit_now(code)
+      _leave(self.client, self.me, self.n, code)
 
   def stop(self) -> None:
     """Normal end: stop watching before JAX's shutdown closes the client."""

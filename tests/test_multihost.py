@@ -4,13 +4,17 @@ The processes talk over localhost (jax.distributed, gloo collectives) exactly as
 Both runs see the same global batches, so they take the same steps; they differ only in how
 the gradient all-reduce sums (in memory vs gloo), which moves parameters by ~1e-8 after a
 few steps (measured), while gradients averaged over one process's devices only would move
-them by ~1e-5: the tolerances below tell the two apart. Each run starts fresh processes; a
-persistent compilation cache shared by the module compiles each program once per layout.
+them by ~1e-5: the tolerances below tell the two apart. Eval and sample are compared on the
+same checkpoint (bit-identical parameters): the adaptive RK45 of the likelihood amplifies
+parameter differences of 1e-8 to ~2e-3 bits/dim (measured; 5e-4 on the same checkpoint),
+so comparing the same checkpoint lets the tolerances be tighter. Each run starts fresh processes; a persistent
+compilation cache shared by the module compiles each program once per layout.
 """
 
 import glob
 import json
 import os
+import shutil
 import signal
 import socket
 import time
@@ -106,10 +110,9 @@ def _ok(results):
 
 @pytest.fixture(scope="module")
 def one(tmp_path_factory, procs, cache):
-  """One process x 8 devices: train, eval, sample."""
+  """One process x 8 devices: train."""
   workdir = str(tmp_path_factory.mktemp("one") / "run")
-  for args in (TRAIN, EVAL, SAMPLE):
-    _ok(procs.run([*args, f"--workdir={workdir}"], cache, n=1, devices=8))
+  _ok(procs.run([*TRAIN, f"--workdir={workdir}"], cache, n=1, devices=8))
   return workdir
 
 
@@ -135,6 +138,18 @@ def two(tmp_path_factory, procs, cache):
   sampled = _ok(procs.run([*SAMPLE, f"--workdir={workdir}"], cache))
   return {"workdir": workdir, "stopped": stopped, "kept": kept, "resumed": resumed,
           "eval": evaluated, "sample": sampled}
+
+
+@pytest.fixture(scope="module")
+def one_on_two(tmp_path_factory, procs, cache, two):
+  """One process x 8 devices evaluating and sampling a copy of the checkpoints that two
+  processes trained: the same parameters bit for bit, only the layout differs."""
+  workdir = str(tmp_path_factory.mktemp("one_on_two") / "run")
+  shutil.copytree(os.path.join(two["workdir"], "checkpoints"),
+                  os.path.join(workdir, "checkpoints"))
+  for args in (EVAL, SAMPLE):
+    _ok(procs.run([*args, f"--workdir={workdir}"], cache, n=1, devices=8))
+  return workdir
 
 
 def _state(workdir):
@@ -174,28 +189,32 @@ def test_killed_process_stops_the_other_and_the_rerun_resumes_to_the_same_parame
   assert "train: done at step" in out0 and out1 == ""
 
 
-def test_eval_over_two_processes_equals_one(one, two):
+def test_eval_over_two_processes_equals_one(one_on_two, two):
   (_, out0, _), (_, out1, _) = two["eval"]
   assert f"eval step {STEPS}: SFG dsm" in out0 and out1 == ""
   (a,), (b,) = (glob.glob(os.path.join(w, "eval", "*", f"ckpt_{STEPS}.json"))
-                for w in (one, two["workdir"]))
+                for w in (one_on_two, two["workdir"]))
   a, b = json.load(open(a)), json.load(open(b))
   for subset in ("sfg", "nsfg"):
     assert a[subset]["dsm_examples"] == b[subset]["dsm_examples"] == 16
     assert a[subset]["likelihood_examples"] == b[subset]["likelihood_examples"] == 16
-    np.testing.assert_allclose(b[subset]["dsm_loss"], a[subset]["dsm_loss"], rtol=1e-5)
-    # Adaptive RK45 solves at rtol = atol = 1e-5 from parameters equal to ~1e-8.
-    np.testing.assert_allclose(b[subset]["bpd"], a[subset]["bpd"], atol=2e-3)
+    # The same examples, noise and Hutchinson probes on the same global devices; the programs
+    # of the two layouts round differently in the last bits, which the adaptive RK45 turns
+    # into 3.5e-5 (relative) of bits/dim (measured).
+    np.testing.assert_allclose(b[subset]["dsm_loss"], a[subset]["dsm_loss"], rtol=1e-6)
+    np.testing.assert_allclose(b[subset]["bpd"], a[subset]["bpd"], rtol=2e-4)
 
 
-def test_sample_over_two_processes_equals_one(one, two):
+def test_sample_over_two_processes_equals_one(one_on_two, two):
   (_, out0, _), (_, out1, _) = two["sample"]
   assert "24 samples" in out0 and out1 == ""
   (a,), (b,) = (glob.glob(os.path.join(w, "samples", f"eval_{STEPS}_*.npz")) for w in
-                (one, two["workdir"]))
+                (one_on_two, two["workdir"]))
   with np.load(a) as a, np.load(b) as b:
     assert a["samples"].shape == b["samples"].shape == (24, 8, 8, 1)
-    np.testing.assert_allclose(b["samples"], a["samples"], atol=1e-3)
+    # Each global device draws its own stream (the key folded with its index) at any layout;
+    # the two programs differ in the last bits only (4e-7 relative, measured).
+    np.testing.assert_allclose(b["samples"], a["samples"], rtol=1e-5, atol=1e-5)
     assert np.mean(a["images"] == b["images"]) > 0.99
 
 
