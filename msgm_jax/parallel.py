@@ -17,7 +17,7 @@ device j % n_local of process j // n_local. A global batch split by `process_row
 streams folded with `axis_index` are the same too.
 
 Mapping is jit of shard_map over a one-axis Mesh (what jax.pmap itself is built on in this
-JAX; docs/scaling.md compares their step times), compiled ahead of each new call signature.
+JAX; how it scales: docs/scaling.md), compiled ahead of each new call signature.
 With several processes all of them then pass a barrier before the first run: a process that
 compiles slower would otherwise make the others' first collective time out (measured on CPU:
 gloo gives up after 30 s).
