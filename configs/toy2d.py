@@ -5,8 +5,8 @@
 Trains Standard, Unseen-by-Re-training and the MSGM variants (VE SDE, a small MLP, SFG blobs at
 (-2,-2) and (2,2), NSFG blob at (0,0)), samples each, adds the exact-score and training-free
 rows and the default MSGM variant fine-tuned from the Standard row (experiment.finetune_steps),
-and writes report.{json,md,png}. Rows: msgm_jax/toy2d.py (TRAINED, FINETUNED, EXACT, FREE); a
-trained row may carry an alpha/period sweep suffix, e.g. obtuse_repel@a0.1p1.
+and writes report.{json,md,png}. Rows: msgm_jax/experiment.py (trained, fine-tuned,
+<row>+free_<method>, sweep suffixes such as obtuse_repel@a0.1p1) and msgm_jax/toy2d.py (EXACT).
 """
 
 from msgm_jax import presets

@@ -10,8 +10,9 @@ from typing import Any, Callable, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from msgm_jax import sampling
+from msgm_jax import adjust, data, sampling
 from msgm_jax import sde as sde_lib
 from msgm_jax.losses import LossConfig
 from msgm_jax.moderation import MSGMConfig
@@ -126,6 +127,33 @@ def model_sampler(spec: SamplerSpec, model, sde, continuous: bool, shape,
     return (x, jnp.asarray(nfe, jnp.int32)) if with_nfe else x
 
   return sample
+
+
+def score_adjustment(adjust_cfg, sde, refs) -> Optional[Callable]:
+  """The adjust section's training-free moderation as a score transformer (score_fn ->
+  score_fn), steering away from refs [M, ...] (NSFG examples in model space); None when
+  adjust.method is ''."""
+  if not adjust_cfg.method:
+    return None
+  ref = adjust.NSFGReference.build(refs, bandwidth=adjust_cfg.bandwidth or None,
+                                   max_noise=adjust_cfg.max_noise)
+  return functools.partial(adjust.adjust, adjust_cfg.method, sde=sde, ref=ref,
+                           strength=adjust_cfg.strength)
+
+
+def nsfg_references(spec: data.DataSpec, n: int) -> np.ndarray:
+  """The first n NSFG examples of the training split in model space ([n, ...] float32;
+  toy2d: points of the NSFG components). No dequantisation: they are the data themselves."""
+  source = data.make_eval_source(spec, "train", "nsfg")
+  images = np.stack([np.asarray(source[i]["image"]) for i in range(min(n, len(source)))])
+  return data.model_inputs(dataclasses.replace(spec, uniform_dequantization=False), images)
+
+
+def adjustment(config, spec: data.DataSpec, sde) -> Optional[Callable]:
+  """config.adjust with references from the data (nsfg_references), or None."""
+  if not config.adjust.method:
+    return None
+  return score_adjustment(config.adjust, sde, nsfg_references(spec, config.adjust.num_refs))
 
 
 def init_variables(model, data_shape, key: Array):

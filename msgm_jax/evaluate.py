@@ -1,4 +1,5 @@
-"""Eval mode: the held-out DSM loss and likelihoods of checkpoints, on SFG and NSFG apart.
+"""Eval mode: held-out losses and likelihoods of checkpoints on SFG and NSFG data apart, and
+the metrics of samples drawn from them.
 
   python -m msgm_jax.main --config=<file> --workdir=<run dir> --mode=eval
 
@@ -6,7 +7,8 @@ Checkpoints: eval.begin_ckpt / eval.end_ckpt are training steps. 0 / 0 evaluates
 checkpoint only; otherwise every kept checkpoint with begin_ckpt <= step <= end_ckpt (end_ckpt
 0: no upper bound). Always the EMA parameters. For each of the SFG and NSFG subsets of the
 eval.bpd_dataset split:
-  (a) the DSM loss (the training loss's settings) on eval.num_batches batches of eval.batch_size;
+  (a) with eval.enable_loss, the DSM loss (the training loss's settings) on eval.num_batches
+      batches of eval.batch_size;
   (b) with eval.enable_bpd, log-likelihoods by the probability-flow ODE (RK45, rtol = atol =
       1e-5, from eps = 1e-5; divergence by Hutchinson-Skilling with Rademacher probes) of the
       first eval.bpd_num_examples examples, always uniformly dequantised ((x + u) / 256, then
@@ -14,32 +16,42 @@ eval.bpd_dataset split:
       for centred data (method.md section 8). toy2d points are not quantised: they get the mean
       negative log-likelihood in nats per point instead.
 MSGM should raise the NSFG bits/dim and leave the SFG bits/dim nearly unchanged.
+  (c) sample metrics (msgm_jax/sample_metrics.py; each switched by eval.nsfg_rate,
+      eval.fd_classifier, eval.fid = auto | on | off): eval.num_samples samples from the EMA
+      weights with the configured sampler (sample.draw_samples: data-parallel, in batches of
+      sampling.batch_size, with a progress bar), each finished batch kept under
+      <workdir>/eval/samples/ so a preempted eval resumes where it stopped; their nsfg_rate
+      with a Wilson 95% interval (and the classifier's rate on the real SFG and NSFG test
+      images: the floor and the recall), fd_classifier and fid (each also against the NSFG
+      statistics and without the mean term).
 
 Outputs go to <workdir>/eval/<tag>/, where <tag> names the settings that determine the numbers
-(eval_tag: the eval section, the seed, the data, the model and the SDE), so results of other
-settings never overwrite these: settings.json (those fields), ckpt_<step>.json per checkpoint,
-TensorBoard scalars eval/<subset>_<metric> under tensorboard/ (and metrics.jsonl), and one
-printed line per checkpoint. A checkpoint already evaluated with these settings is not
-evaluated again (its line is printed from its JSON) unless overwrite (--overwrite). The
-config must agree with the run's (msgm_jax/agreement.py). An unreadable checkpoint is skipped
-with a line (the latest-only default falls back to the newest intact one) and moved aside to
-<step>.corrupt when another one reads. Each part shows a progress bar with an ETA.
+(eval_tag: the eval, sampling and adjust sections, the seed, the data, the model and the SDE), so
+results of other settings never overwrite these: settings.json (those fields),
+ckpt_<step>.json per checkpoint (msgm_jax/eval_record.py), TensorBoard scalars
+eval/<part>_<metric> under tensorboard/ (and metrics.jsonl), and one printed line per
+checkpoint. A checkpoint already evaluated with these settings is not evaluated again (its line
+is printed from its JSON) unless overwrite (--overwrite). The config must agree with the run's
+(msgm_jax/agreement.py). An unreadable checkpoint is skipped with a line (the latest-only
+default falls back to the newest intact one) and moved aside to <step>.corrupt when another
+one reads. Each part shows a progress bar with an ETA.
 """
 
 import contextlib
 import dataclasses
-import json
 import math
 import os
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from msgm_jax import (agreement, builders, checkpoint, data, likelihood, parallel, progress,
-                      train, validate)
+from msgm_jax import (agreement, builders, checkpoint, data, eval_record, likelihood, parallel,
+                      progress, restore, train, validate)
+from msgm_jax.eval_samples import SampleEval
+from msgm_jax import sample as sample_lib
 from msgm_jax import writer as writer_lib
 from msgm_jax.eval_loss import (ExampleFn, dsm_fn, eval_keys, host_rng, map_examples,
                                 model_batches, subset_source)
@@ -57,6 +69,7 @@ class EvalSettings:
   end_ckpt: int = 0
   batch_size: int = 128
   num_batches: int = 4
+  enable_loss: bool = True
   enable_bpd: bool = True
   bpd_num_examples: int = 256
   rtol: float = 1e-5
@@ -70,26 +83,11 @@ class EvalSettings:
     likelihood.DIVERGENCES.get(divergence)  # fail early, listing the valid names
     return cls(split=eval_cfg.bpd_dataset, begin_ckpt=int(eval_cfg.begin_ckpt),
                end_ckpt=int(eval_cfg.end_ckpt), batch_size=int(eval_cfg.batch_size),
-               num_batches=int(eval_cfg.num_batches), enable_bpd=bool(eval_cfg.enable_bpd),
+               num_batches=int(eval_cfg.num_batches),
+               enable_loss=bool(eval_cfg.get("enable_loss", True)),
+               enable_bpd=bool(eval_cfg.enable_bpd),
                bpd_num_examples=int(eval_cfg.bpd_num_examples),
                divergence=divergence)
-
-
-def open_checkpoints(workdir: str) -> checkpoint.Checkpointer:
-  """The run's checkpoints, read-only; FileNotFoundError naming the fix when there are none."""
-  root = os.path.join(workdir, "checkpoints")
-  ckpt = checkpoint.Checkpointer(root, read_only=True) if os.path.isdir(root) else None
-  if ckpt is None or ckpt.latest_step() is None:
-    if ckpt is not None:
-      ckpt.close()
-    raise FileNotFoundError(f"no checkpoints in {root}; train first with --mode=train and the "
-                            "same --config and --workdir, or pass the --workdir of a trained run")
-  return ckpt
-
-
-def state_template(run: train.Run) -> Any:
-  """The run's TrainState as shapes only (jax.eval_shape: nothing initialised or compiled)."""
-  return jax.eval_shape(lambda: train.fresh_state(run))
 
 
 def select_steps(available: Sequence[int], begin: int, end: int) -> List[int]:
@@ -197,14 +195,15 @@ class Evaluator:
     self.label = label
     results = {}
     for subset in SUBSETS:
-      results[subset] = self.dsm(p_variables, subset)
+      results[subset] = self.dsm(p_variables, subset) if self.settings.enable_loss else {}
       if self.settings.enable_bpd:
         results[subset].update(self.likelihood(p_variables, subset))
     return results
 
 
-def _record(step: int, results: Dict[str, Dict[str, Any]], spec: data.DataSpec,
-            settings: EvalSettings) -> Dict[str, Any]:
+def make_record(step: int, results: Dict[str, Dict[str, Any]], spec: data.DataSpec,
+                settings: EvalSettings) -> Dict[str, Any]:
+  """The record of one checkpoint (msgm_jax/eval_record.py) from the results of its parts."""
   record = {"step": int(step), "params": "ema", "split": settings.split, **results}
   if settings.enable_bpd:
     record["likelihood"] = {
@@ -215,50 +214,12 @@ def _record(step: int, results: Dict[str, Dict[str, Any]], spec: data.DataSpec,
   return record
 
 
-def _summary_line(record: Dict[str, Any], path: str) -> str:
-  parts = []
-  for subset in SUBSETS:
-    r = record[subset]
-    text = f"{subset.upper()} dsm {r['dsm_loss']:.4f}"
-    for name, unit in (("bpd", "bits/dim"), ("nll", "nats")):
-      if name in r:
-        err = f" +- {r[name + '_stderr']:.3f}" if r[name + "_stderr"] is not None else ""
-        text += f" {name} {r[name]:.3f}{err} {unit}"
-    parts.append(text)
-  return f"eval step {record['step']}: {' | '.join(parts)} -> {path}"
-
-
 def eval_tag(config) -> str:
   """Names the settings that determine eval's numbers (see the module docstring)."""
   return agreement.settings_tag(
-      config, ("seed", "eval.", "training.sde", "training.continuous", "training.reduce_mean",
-               "training.likelihood_weighting", "data.", "model."),
-      exclude=("eval.begin_ckpt", "eval.end_ckpt", "eval.num_samples", "data.data_dir",
-               "data.cache_dir"))
-
-
-def record_path(outdir: str, step: int) -> str:
-  return os.path.join(outdir, f"ckpt_{step}.json")
-
-
-def write_record(outdir: str, record: Dict[str, Any], writer) -> str:
-  """Writes ckpt_<step>.json and the numeric results as TensorBoard scalars; returns the path."""
-  os.makedirs(outdir, exist_ok=True)
-  path = record_path(outdir, record["step"])
-  with open(path, "w", encoding="utf-8") as f:
-    json.dump(record, f, indent=2)
-  writer.scalars(record["step"], {f"eval/{subset}_{k}": v for subset in SUBSETS
-                                  for k, v in record[subset].items() if v is not None})
-  writer.flush()
-  return path
-
-
-def _write_settings(outdir: str, config) -> None:
-  flat = agreement.flatten(config)
-  chosen = {k: v for k, v in flat.items() if k.startswith("eval.") or k == "seed"}
-  os.makedirs(outdir, exist_ok=True)
-  with open(os.path.join(outdir, "settings.json"), "w", encoding="utf-8") as f:
-    json.dump({"tag": eval_tag(config), **chosen}, f, indent=2, sort_keys=True)
+      config, ("seed", "eval.", "sampling.", "adjust.", "training.sde", "training.continuous",
+               "training.reduce_mean", "training.likelihood_weighting", "data.", "model."),
+      exclude=("eval.begin_ckpt", "eval.end_ckpt", "data.data_dir", "data.cache_dir"))
 
 
 def _readable(ckpt: checkpoint.Checkpointer, steps: List[int], template, latest_only: bool):
@@ -286,56 +247,89 @@ def _readable(ckpt: checkpoint.Checkpointer, steps: List[int], template, latest_
     logging.warning("moved %s aside to %s", ckpt.path(e.step), ckpt.set_aside(e.step))
 
 
-def _previous(outdir: str, step: int) -> Optional[Dict[str, Any]]:
-  """The record of `step` written before with these settings, printed; None if there is none."""
-  if not os.path.exists(record_path(outdir, step)):
-    return None
-  with open(record_path(outdir, step), encoding="utf-8") as f:
-    record = json.load(f)
-  print(_summary_line(record, record_path(outdir, step)) +
-        " (evaluated before with these settings; --overwrite evaluates again)", flush=True)
-  return record
+def _describe(settings: EvalSettings, evaluator: Evaluator, sample_eval) -> str:
+  parts = []
+  if settings.enable_loss:
+    parts.append(f"the DSM loss of {settings.num_batches} x {settings.batch_size} examples")
+  if settings.enable_bpd:
+    parts.append(f"the likelihoods of {settings.bpd_num_examples} (batches of "
+                 f"{evaluator.likelihood_batch()})")
+  if sample_eval is not None:
+    parts.append(f"{', '.join(sample_eval.metrics.metrics)} of {sample_eval.num_samples} samples")
+  return "; ".join(parts) or "nothing (every metric is switched off)"
+
+
+class EvalTools(NamedTuple):
+  """The compiled functions of one set of eval settings (eval_tag's), for any run."""
+
+  evaluator: Evaluator
+  samples: Optional[SampleEval]
+
+
+def _tools(config, run: train.Run, show_progress: bool, cache: dict) -> EvalTools:
+  settings = EvalSettings.from_config(config.eval)
+  adjust = builders.adjustment(config, run.spec, run.sde)  # training-free moderation
+  builds = [builders.score_fn_builder(run.model, run.sde, config.training.continuous,
+                                      train=False, flow=flow) for flow in (False, True)]
+  if adjust is not None:  # losses and likelihoods of the adjusted score, as its samples
+    builds = [lambda variables, rng, plain=b: adjust(plain(variables, rng)) for b in builds]
+  evaluator = Evaluator(run.spec, run.sde, builds[0], run.step_cfg.loss, run.devices, settings,
+                        seed=config.seed, init_key=run.init_key, build_flow_score_fn=builds[1],
+                        show_progress=show_progress)
+  return EvalTools(evaluator, SampleEval.build(run, show_progress, adjust, cache))
 
 
 def evaluate(config, workdir: str, *, allow_config_change: bool = False,
-             overwrite: bool = False) -> Dict[int, Dict[str, Any]]:
-  """Eval mode (see the module docstring); returns {step: record}."""
+             overwrite: bool = False, cache: Optional[dict] = None) -> Dict[int, Dict[str, Any]]:
+  """Eval mode (see the module docstring); returns {step: record}.
+
+  cache: a dict the caller keeps across calls (an experiment evaluating many runs in one
+  process): the compiled functions of one set of eval settings (EvalTools) are built once,
+  not per run.
+  """
   validate.check_config(config)
   settings = EvalSettings.from_config(config.eval)
-  outdir, is_main = os.path.join(workdir, "eval", eval_tag(config)), jax.process_index() == 0
-  with contextlib.closing(open_checkpoints(workdir)) as ckpt:
+  tag = eval_tag(config)
+  outdir, is_main = os.path.join(workdir, "eval", tag), jax.process_index() == 0
+  with contextlib.closing(restore.open_checkpoints(workdir)) as ckpt:
     train.check_agreement(config, ckpt, allow_config_change)
     latest_only = settings.begin_ckpt == 0 and settings.end_ckpt == 0
     steps = select_steps(ckpt.all_steps(), settings.begin_ckpt, settings.end_ckpt)
-    records = {} if overwrite else {s: _previous(outdir, s) for s in steps}
+    records = {} if overwrite else {s: eval_record.previous(outdir, s) for s in steps}
     records = {s: r for s, r in records.items() if r is not None}
     todo = [s for s in steps if s not in records]
     if not todo:
       return records
     run = train.build_run(config, workdir)
-    builds = [builders.score_fn_builder(run.model, run.sde, config.training.continuous,
-                                        train=False, flow=flow) for flow in (False, True)]
-    evaluator = Evaluator(run.spec, run.sde, builds[0], run.step_cfg.loss, run.devices, settings,
-                          seed=config.seed, init_key=run.init_key, build_flow_score_fn=builds[1],
-                          show_progress=is_main)
-    logging.info("eval of %s -> %s: per subset (SFG, NSFG) the DSM loss of %d x %d examples%s",
+    key = (tag, tuple(str(d) for d in run.devices))
+    cache = {} if cache is None else cache
+    if key not in cache:
+      cache[key] = _tools(config, run, is_main, cache)
+    evaluator, sample_eval = cache[key]
+    store_root = os.path.join(workdir, "eval", "samples")
+    logging.info("eval of %s -> %s: per subset (SFG, NSFG) %s",
                  "the latest checkpoint" if latest_only else f"steps {todo}", outdir,
-                 settings.num_batches, settings.batch_size,
-                 f" and the likelihoods of {settings.bpd_num_examples} (batches of "
-                 f"{evaluator.likelihood_batch()})" if settings.enable_bpd else "")
+                 _describe(settings, evaluator, sample_eval))
     if is_main:
-      _write_settings(outdir, config)
-    for step, state in _readable(ckpt, todo, state_template(run), latest_only):
-      earlier = None if step in todo or overwrite else _previous(outdir, step)
+      eval_record.write_settings(outdir, config, tag)
+    for step, state in _readable(ckpt, todo, restore.state_template(run), latest_only):
+      earlier = None if step in todo or overwrite else eval_record.previous(outdir, step)
       if earlier is not None:  # the latest-only fallback landed on an evaluated checkpoint
         records[step] = earlier
         continue
-      results = evaluator(parallel.replicate(state.ema_params, run.devices),
-                          label=f"eval step {step}: ")
-      records[step] = _record(step, results, run.spec, settings)
+      p_ema = parallel.replicate(state.ema_params, run.devices)
+      label = f"eval step {step}: "
+      results = evaluator(p_ema, label=label)
+      if sample_eval is not None:
+        for subset, rate in sample_eval.real_rates().items():  # the floor and the recall
+          results[subset].update(rate)
+        store = sample_lib.store_dir(store_root, config, step, run.n_global)
+        results["samples"] = sample_eval(p_ema, store, label)
+      records[step] = make_record(step, results, run.spec, settings)
       # One event file per evaluation; an earlier result of this step (--overwrite) goes.
       with contextlib.closing(writer_lib.MetricWriter(outdir, enabled=is_main,
                                                       keep=lambda s, step=step: s != step)) as w:
         if is_main:
-          print(_summary_line(records[step], write_record(outdir, records[step], w)), flush=True)
+          path = eval_record.write_record(outdir, records[step], w)
+          print(eval_record.summary_line(records[step], path), flush=True)
   return records

@@ -7,7 +7,8 @@ are not part of the config (Options). main.py has checked the config, the workdi
 
 import dataclasses
 
-from msgm_jax import agreement, checkpoint, data, evaluate, sample, toy2d, train, validate
+from msgm_jax import agreement, checkpoint, data, evaluate, experiment, sample, train, validate
+from msgm_jax import digits_report, toy2d  # register their experiments
 from msgm_jax.classifier import evaluate as classifier_eval
 from msgm_jax.classifier import train as classifier_train
 from msgm_jax.models import model_from_config
@@ -15,8 +16,7 @@ from msgm_jax.models.summary import summarize
 from msgm_jax.registry import Registry
 
 MODES: Registry = Registry("mode")
-EXPERIMENTS: Registry = Registry("experiment")
-EXPERIMENTS.add("toy2d", toy2d.run_experiment)
+assert digits_report and toy2d
 # Errors that mean "fix your command or config": shown as one line, not a traceback.
 USER_ERRORS = (ValueError, FileNotFoundError, train.NonFiniteLoss, checkpoint.CheckpointMismatch,
                checkpoint.CheckpointUnreadable, agreement.ConfigMismatch, validate.ConfigError,
@@ -51,7 +51,7 @@ def train_mode(config, workdir, options: Options = Options()):
   if "classifier" in config:
     classifier_train.train_and_evaluate(config, _require_workdir(workdir))
   elif "experiment" in config:
-    EXPERIMENTS.get(config.experiment.name)(config, _require_workdir(workdir))
+    experiment.EXPERIMENTS.get(config.experiment.name)(config, _require_workdir(workdir))
   else:
     train.train_and_evaluate(config, _require_workdir(workdir),
                              allow_config_change=options.allow_config_change)

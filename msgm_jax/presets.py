@@ -75,12 +75,31 @@ def base() -> ml_collections.ConfigDict:
   evaluate.bpd_num_examples = 256  # likelihoods: the first this many of each of SFG and NSFG
   # likelihood divergence: hutchinson_rademacher | hutchinson_gaussian | exact (costly for images)
   evaluate.divergence = "hutchinson_rademacher"
-  evaluate.num_samples = 256  # --mode=sample
+  evaluate.enable_loss = True  # eval mode's DSM loss on the SFG and NSFG test data
+  evaluate.num_samples = 256  # --mode=sample, and eval mode's sample metrics
+  # Sample metrics of eval mode (msgm_jax/sample_metrics.py): 'auto' computes one when its
+  # weights are set (else one line says it is skipped), 'on' requires them, 'off' never.
+  evaluate.nsfg_rate = "auto"  # needs classifier_weights
+  evaluate.fd_classifier = "auto"  # needs classifier_weights
+  evaluate.fid = "auto"  # needs inception_weights
+  # A dataset classifier's workdir (configs/classifier/<dataset>.py): NSFG rate, fd_classifier.
+  evaluate.classifier_weights = ""
   # Feature statistics (python -m msgm_jax.metrics.stats; README "FID and feature statistics"):
   # pytorch-fid's pt_inception-2015-12-05-6726825d.pth (or an .npz of the same names), and
   # where the cached statistics go ('' -> <data cache dir>/feature_stats).
   evaluate.inception_weights = ""
+  evaluate.fid_split = "train"  # FID's reference statistics (fd_classifier: bpd_dataset)
   evaluate.stats_dir = ""
+
+  # Training-free moderation (msgm_jax/adjust.py) in sample and eval mode: '' (none),
+  # 'orthogonal' or 'obtuse', steering the score away from the first num_refs NSFG training
+  # examples at every sampler step (and in eval's likelihoods and losses).
+  config.adjust = adjust = ml_collections.ConfigDict()
+  adjust.method = ""
+  adjust.num_refs = 64
+  adjust.strength = 1.0  # obtuse: 1 reflects the pull towards NSFG data (keeps the norm)
+  adjust.bandwidth = 0.0  # the NSFG region's width (0: median nearest-neighbour distance)
+  adjust.max_noise = 1.0  # act only up to about this noise std (data units)
 
   config.data = data = ml_collections.ConfigDict()
   data.dataset = "CIFAR10"
@@ -180,6 +199,8 @@ def toy2d(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   config.msgm.alpha = 0.5
   config.msgm.period = 1
   config.msgm.nsfg_batch_size = 128
+  config.adjust.strength = 3.0
+  config.adjust.bandwidth = 1.0
   return config
 
 
@@ -277,18 +298,42 @@ def colour_digits(config: ml_collections.ConfigDict) -> ml_collections.ConfigDic
   return config
 
 
+def digits_report(config: ml_collections.ConfigDict, rows: str,
+                  report: str = "report") -> ml_collections.ConfigDict:
+  """The digits reproduction (msgm_jax/digits_report.py; docs/digits_report.md): NSFG digit 9,
+  the one an Unseen model still draws (0, 1, 6 and 8 it does not: the report says how this was
+  measured); eval.num_samples samples per row, judged by the digits classifier."""
+  config.data.nsfg_classes = (9,)
+  config.training.eval_freq = 0  # eval mode measures each row at the end
+  config.eval.num_samples = 1000
+  config.sampling.batch_size = 500
+  config.eval.fid = "off"  # Inception features of 8x8 digits mean nothing
+  config.msgm.alpha = 0.5
+  config.msgm.period = 1
+  return digits_experiment(config, rows, report)
+
+
+def digits_experiment(config: ml_collections.ConfigDict, rows: str,
+                      report: str = "report") -> ml_collections.ConfigDict:
+  """The experiment section of the digits reproduction (msgm_jax/digits_report.py)."""
+  config.experiment = exp = ml_collections.ConfigDict()
+  exp.name = "digits"
+  exp.rows = rows
+  exp.report = report  # <report>.json, .md, .png (another name keeps another report apart)
+  exp.finetune_steps = 1000  # fine-tuned rows (finetuned_*: from the standard row)
+  exp.grid = 64  # samples per row in the figure
+  return config
+
+
 def toy2d_experiment(config: ml_collections.ConfigDict, rows: str) -> ml_collections.ConfigDict:
   """The experiment section of the toy reproduction (msgm_jax/toy2d.py): rows to run and how
   to measure them."""
   config.experiment = exp = ml_collections.ConfigDict()
   exp.name = "toy2d"
   exp.rows = rows
+  exp.report = "report"
   exp.num_samples = 4000
   exp.seed = 0
   exp.disc_radius = 1.0
-  exp.nsfg_refs = 64  # NSFG reference samples for the training-free rows
-  exp.free_strength = 3.0
-  exp.free_bandwidth = 1.0  # 0: median nearest-neighbour distance of the references
-  exp.free_max_noise = 1.0
   exp.finetune_steps = 1000  # fine-tuned rows (finetuned_*: from the standard row)
   return config

@@ -23,7 +23,7 @@ from typing import Any, Callable, Dict, Iterable, Optional, Sequence, Union
 
 import jax
 
-from msgm_jax import builders, data, likelihood, moderation, sampling
+from msgm_jax import adjust, builders, data, likelihood, moderation, sampling
 from msgm_jax import sde as sde_lib
 from msgm_jax.models import conv, factory, layers, ncsnpp
 from msgm_jax.registry import Registry
@@ -133,6 +133,9 @@ CHECKS: Registry = Registry("config check")
 POSITIVE = integer(lo=1)
 UNIT = number(0.0, 1.0, hi_open=True)
 POSITIVE_NUMBER = number(lo=0.0, lo_open=True)
+# A metric that needs weights: 'auto' (when they are configured), 'on' (required) or 'off'.
+SWITCHES = ("auto", "on", "off")
+SWITCH = one_of(SWITCHES)
 
 SECTIONS.add(ROOT, {"seed": integer(lo=0)})
 SECTIONS.add("training", {
@@ -157,9 +160,17 @@ SECTIONS.add("sampling", {
     "ode_tol": POSITIVE_NUMBER})
 SECTIONS.add("eval", {
     "begin_ckpt": integer(lo=0, zero="the latest"), "end_ckpt": integer(lo=0, zero="no bound"),
-    "batch_size": POSITIVE, "num_batches": POSITIVE, "enable_bpd": boolean, "bpd_dataset": text,
-    "bpd_num_examples": POSITIVE, "divergence": one_of(likelihood.DIVERGENCES.names),
-    "num_samples": POSITIVE, "inception_weights": path_or_empty, "stats_dir": text})
+    "batch_size": POSITIVE, "num_batches": POSITIVE, "enable_loss": boolean,
+    "enable_bpd": boolean, "bpd_dataset": text, "bpd_num_examples": POSITIVE,
+    "divergence": one_of(likelihood.DIVERGENCES.names), "num_samples": POSITIVE,
+    "nsfg_rate": SWITCH, "fd_classifier": SWITCH, "fid": SWITCH,
+    "classifier_weights": path_or_empty, "inception_weights": path_or_empty,
+    "fid_split": text, "stats_dir": text})
+SECTIONS.add("adjust", {
+    "method": lambda v: None if v == "" else one_of(adjust.ADJUSTMENTS.names)(v) and
+    f"'' (none) or {one_of(adjust.ADJUSTMENTS.names)(v)}",
+    "num_refs": integer(lo=2), "strength": number(lo=0.0), "bandwidth": number(lo=0.0),
+    "max_noise": POSITIVE_NUMBER})
 SECTIONS.add("data", {
     "dataset": dataset_name, "data_dir": text,
     "image_size": integer(lo=0, zero="the dataset's"),
@@ -281,6 +292,17 @@ def _eval_range(config) -> None:
   if e.end_ckpt and e.end_ckpt < e.begin_ckpt:
     raise ConfigError(f"config field eval.end_ckpt={e.end_ckpt} is below eval.begin_ckpt="
                       f"{e.begin_ckpt}; set {_override('eval.end_ckpt')}=0 for no bound")
+
+
+@CHECKS.register("sample_metrics")
+def _sample_metrics(config) -> None:
+  """An eval metric switched 'on' has its weights and image data; FID's split exists."""
+  from msgm_jax import sample_metrics  # pylint: disable=import-outside-toplevel
+  spec = data.DataSpec.from_config(config.data)
+  chosen, _ = sample_metrics.SampleMetricSettings.from_config(config.eval).chosen(
+      spec.is_points)
+  if "fid" in chosen:
+    spec.definition.tfds_split(config.eval.get("fid_split", "train"))
 
 
 @CHECKS.register("typed")

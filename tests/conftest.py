@@ -10,5 +10,15 @@ os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import jax  # noqa: E402  pylint: disable=wrong-import-position
+import pytest  # noqa: E402  pylint: disable=wrong-import-position
 
 jax.config.update("jax_num_cpu_devices", 8)
+
+
+@pytest.fixture(scope="session")
+def tiny_classifier(tmp_path_factory):
+  """(workdir, DataSpec, Classifier, evaluation record) of a tiny digits classifier trained once
+  per session (tests.helpers.train_tiny_classifier), for the tests that need one."""
+  from tests.helpers import train_tiny_classifier  # pylint: disable=import-outside-toplevel
+  workdir = str(tmp_path_factory.mktemp("tiny_classifier"))
+  return (workdir, *train_tiny_classifier(workdir))

@@ -10,31 +10,21 @@ import numpy as np
 import pytest
 
 from msgm_jax import checkpoint, data
-from msgm_jax.classifier import ClassifierInfo, ClassifierMismatch, ClassifierSettings
-from msgm_jax.classifier import evaluate, inputs, load_classifier
+from msgm_jax.classifier import ClassifierMismatch, inputs, load_classifier
 from msgm_jax.classifier import train as classifier_train
-from tests.helpers import load_config
+from tests.helpers import tiny_classifier_setup
 
 STEPS = 120
-WIDTH = 16
+WIDTH = 16  # tiny_classifier_setup's
 
 
 def _setup():
-  config = load_config("configs/classifier/digits.py")
-  config.classifier.update(dict(width=WIDTH, lr=3e-3, n_iters=STEPS, snapshot_freq=STEPS // 2,
-                                log_freq=30))
-  spec = data.DataSpec.from_config(config.data)
-  return config, spec, ClassifierInfo.for_data(spec, ClassifierSettings.from_config(
-      config.classifier))
+  return tiny_classifier_setup(STEPS)
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-  workdir = str(tmp_path_factory.mktemp("digits_classifier"))
-  config, spec, info = _setup()
-  clf = classifier_train.train(spec, info, seed=config.seed, workdir=workdir)
-  record = evaluate.report(clf, spec, workdir, info.settings)
-  return workdir, spec, clf, record
+def trained(tiny_classifier):
+  return tiny_classifier  # STEPS steps (tests.helpers.train_tiny_classifier's default)
 
 
 def _test_images(spec):

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from msgm_jax import toy2d
+from msgm_jax import experiment, toy2d
 from tests.helpers import load_config
 
 
@@ -50,10 +50,16 @@ def test_short_toy_experiment_orders_the_regimes(tmp_path):
   assert rate["finetuned_obtuse_repel_hinge"] < min(rate["standard"] / 10, rate["unseen"])
 
 
-def test_unknown_rows_are_refused():
-  with pytest.raises(ValueError, match="unknown toy row 'obtuse_away'.*valid: "):
-    toy2d.row_overrides("obtuse_away")
-  assert toy2d.row_overrides("obtuse_repel@a0.1p1")["msgm.alpha"] == 0.1
+def test_rows_and_unknown_rows():
+  with pytest.raises(ValueError, match="unknown row 'obtuse_away'.*valid: "):
+    experiment.row("obtuse_away")
+  assert experiment.row("obtuse_repel@a0.1p1").overrides["msgm.alpha"] == 0.1
+  tuned = experiment.row("finetuned_obtuse_repel_hinge@a0.1p4")
+  assert tuned.source == "standard" and tuned.overrides["msgm.period"] == 4
+  free = experiment.row("unseen+free_obtuse")
+  assert free.trained == "unseen" and free.overrides["adjust.method"] == "obtuse"
+  with pytest.raises(ValueError, match="unknown score adjustment 'away'"):
+    experiment.row("unseen+free_away")
 
 
 @pytest.mark.slow

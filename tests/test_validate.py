@@ -7,13 +7,13 @@ import time
 
 import pytest
 
-from msgm_jax import data, toy2d, validate  # toy2d registers the experiment section
+from msgm_jax import data, modes, validate  # modes registers the experiments' sections
 from msgm_jax.registry import Registry
 from tests.helpers import ROOT, load_config, tiny_toy_config
 
 CONFIGS = sorted(os.path.relpath(p, ROOT) for p in glob.glob(
     os.path.join(ROOT, "configs", "**", "*.py"), recursive=True))
-assert toy2d
+assert modes
 
 
 def _fields(config, prefix=""):
@@ -48,7 +48,10 @@ BAD = [
     ("training.sde", "vp", "must be one of subvpsde, vesde, vpsde"),
     ("sampling.predictor", "heun", "must be one of ancestral_sampling, euler_maruyama"),
     ("data.dataset", "imagenet", "must be one of celeba, cifar10"),
-    ("experiment.rows", "standard,oops", "unknown toy row 'oops'"),
+    ("experiment.rows", "standard,oops", "unknown row 'oops'"),
+    ("adjust.method", "away", "must be '' (none) or one of obtuse, orthogonal"),
+    ("adjust.num_refs", 1, "must be an integer >= 2"),
+    ("eval.nsfg_rate", "yes", "must be one of auto, on, off"),
 ]
 
 

@@ -46,6 +46,16 @@ def wide_resnet(config: Config, depth: int = 28, width: int = 10, dropout: float
   return config
 
 
+def digits() -> Config:
+  """The digits classifier (configs/classifier/digits.py; the digits report trains it too):
+  width 32, batch 64, 1500 steps, one-pixel random shifts (99.0-99.7% test accuracy over
+  seeds 0-4; 97.3-99.0% without the shifts)."""
+  config = small_cnn(base(presets.digits), width=32)
+  config.classifier.update(dict(batch_size=64, crop_padding=1, n_iters=1500, log_freq=100,
+                                snapshot_freq=500))
+  return config
+
+
 def epochs(config: Config, n: int, train_examples: int) -> Config:
   """n_iters = n passes over train_examples images at the configured batch size."""
   config.classifier.n_iters = -(-n * train_examples // config.classifier.batch_size)

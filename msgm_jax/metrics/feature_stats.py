@@ -14,7 +14,7 @@ activations under 'pool_3', turned into mean and covariance here).
 
 import os
 import sys
-from typing import Tuple
+from typing import Iterator, Tuple
 
 import numpy as np
 
@@ -71,18 +71,25 @@ def load_stats(path: str) -> FeatureStats:
                      f"{', '.join(f.files)})")
 
 
-def compute_stats(runner: extractors_lib.FeatureRunner, source: data.Source,
-                  num_examples: int = 0, progress: bool = False) -> FeatureStats:
-  """Feature statistics of the first num_examples (0: all) uint8 images of an eval source."""
+def source_features(runner: extractors_lib.FeatureRunner, source: data.Source,
+                    num_examples: int = 0, progress: bool = False) -> Iterator[np.ndarray]:
+  """Features [B, D] of the first num_examples (0: all) uint8 images of a source (an eval
+  source, or data.ArraySource over generated images), batch by batch, in order."""
   n = min(len(source), num_examples) if num_examples else len(source)
-  moments = Moments()
   batches = data.eval_batches(source, runner.batch_size, indices=np.arange(n))
   if progress:
     from tqdm import tqdm  # pylint: disable=import-outside-toplevel
     batches = tqdm(batches, total=-(-n // runner.batch_size), unit="batch", file=sys.stderr)
   for batch in batches:
-    real = batch["image"][batch["mask"]]
-    moments.update(runner(transforms.to_unit_interval(real)))
+    yield runner(transforms.to_unit_interval(batch["image"][batch["mask"]]))
+
+
+def compute_stats(runner: extractors_lib.FeatureRunner, source: data.Source,
+                  num_examples: int = 0, progress: bool = False) -> FeatureStats:
+  """Feature statistics of the first num_examples (0: all) uint8 images of a source."""
+  moments = Moments()
+  for features in source_features(runner, source, num_examples, progress):
+    moments.update(features)
   return moments.stats()
 
 

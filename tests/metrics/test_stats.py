@@ -50,7 +50,7 @@ def test_user_errors_are_one_line_naming_the_fix(tmp_path):
       "msgm_jax.metrics.stats: error: no Inception weights given: pass pytorch-fid's "
       "pt_inception-2015-12-05-6726825d.pth")
   out = _cli(*DIGITS, "--extractor=nope")
-  assert out.returncode == 2 and "valid names: inception, pixels" in out.stderr
+  assert out.returncode == 2 and "valid names: classifier, inception, pixels" in out.stderr
   assert not os.listdir(tmp_path)
 
 
