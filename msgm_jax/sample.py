@@ -114,7 +114,7 @@ def draw(sampler: Callable, p_variables, key: jax.Array, num_samples: int,
   chunks, have, i = [], 0, 0
   while have < num_samples:
     x = None if store is None else _stored_batch(store, i)
-    if not distributed.all_agree(x is not None):
+    if store is None or not distributed.all_agree(x is not None):
       x = parallel.gather(sampler(jax.random.fold_in(key, i), p_variables))
       x = x.reshape((-1,) + x.shape[2:])
       if store is not None and jax.process_index() == 0:
