@@ -12,27 +12,44 @@ report.md and report.png (a grid of samples per row; experiment.report names the
 workdir. A reference row,
 `data`, measures the first eval.num_samples real SFG training images the same way (the
 fd_classifier a perfect SFG generator gets; their NSFG rate is biased low, the classifier
-learnt them). Wall times per row (train, eval) add up over the invocations that did the work
-(timings.json).
+learnt them). With experiment.zero_shot (e.g. 'inpaint,reconstruct'), each row also runs
+inpaint and / or reconstruct mode (msgm_jax/inpaint.py, reconstruct.py: the inpaint and
+reconstruct sections' settings) and the report gets a second table: the NSFG rate and class
+agreement of the completions / reconstructions of NSFG inputs vs SFG inputs. Wall times per
+row (train, eval, zero_shot) add up over the invocations that did the work (timings.json).
 """
 
 import json
 import os
 import time
-from typing import Dict
+from typing import Dict, List
 
 import jax
 import numpy as np
 from absl import logging
 
-from msgm_jax import (data, eval_samples, evaluate, experiment, parallel, sample,
-                      sample_metrics, validate)
+from msgm_jax import (data, eval_samples, evaluate, experiment, inpaint, parallel,
+                      reconstruct, sample, sample_metrics, validate)
 from msgm_jax import writer as writer_lib
 from msgm_jax.classifier import presets as classifier_presets
 from msgm_jax.classifier import train as classifier_train
 
-experiment.RULES.update({"grid": validate.POSITIVE})
+ZERO_SHOT = {"inpaint": inpaint.inpaint, "reconstruct": reconstruct.reconstruct}
+
+
+def _zero_shot_rule(value):
+  """validate's rule for experiment.zero_shot: '' or a comma-separated list of ZERO_SHOT."""
+  if isinstance(value, str) and all(m.strip() in ZERO_SHOT for m in value.split(",") if m):
+    return None
+  return f"'' (none) or a comma-separated list of {', '.join(ZERO_SHOT)}"
+
+
+experiment.RULES.update({"grid": validate.POSITIVE, "zero_shot": _zero_shot_rule})
 GRID_COLUMNS = 8
+# The columns of a zero-shot record kept in the report (per subset).
+_ZERO_SHOT_KEYS = ("num_images", "nsfg_rate", "nsfg_rate_ci", "nsfg_rate_count",
+                   "class_agreement", "class_agreement_ci", "input_nsfg_rate", "mse",
+                   "nonfinite_rate")
 
 
 def classifier_dir(config, workdir: str) -> str:
@@ -61,6 +78,27 @@ def _stored_images(row_cfg, run_dir: str, step: int, n: int) -> np.ndarray:
   x = sample.read_store(store, n)
   spec = data.DataSpec.from_config(row_cfg.data)
   return sample.to_uint8(data.get_inverse_scaler(spec)(np.nan_to_num(x))) / 255.0
+
+
+def _row_eval_config(config, name: str, workdir: str, clf_dir: str):
+  """A row's config for its evaluations, judged by the digits classifier."""
+  row_cfg = experiment.row_config(config, name, workdir)
+  row_cfg.eval.update(dict(classifier_weights=clf_dir, nsfg_rate="on", fd_classifier="on"))
+  return row_cfg
+
+
+def zero_shot_modes(config) -> List[str]:
+  """The zero-shot modes of experiment.zero_shot ('' or e.g. 'inpaint,reconstruct')."""
+  return [m.strip() for m in config.experiment.get("zero_shot", "").split(",") if m.strip()]
+
+
+def zero_shot_columns(record: Dict) -> Dict:
+  """The report's part of a zero-shot record (msgm_jax/zero_shot.py): the step, the mask or
+  perturbation, and per subset the rates and errors (no per-image lists)."""
+  out = {k: v for k, v in record.items() if k not in ("sfg", "nsfg")}
+  for subset in ("sfg", "nsfg"):
+    out[subset] = {k: record[subset][k] for k in _ZERO_SHOT_KEYS if k in record[subset]}
+  return out
 
 
 def row_result(record: Dict) -> Dict:
@@ -96,8 +134,7 @@ def run_experiment(config, workdir: str) -> Dict[str, Dict]:
     entry["train"] = entry.get("train", 0.0) + info["train_s"]
   results, grids, cache = {}, {}, {}
   for name in names:
-    row_cfg = experiment.row_config(config, name, workdir)
-    row_cfg.eval.update(dict(classifier_weights=clf_dir, nsfg_rate="on", fd_classifier="on"))
+    row_cfg = _row_eval_config(config, name, workdir, clf_dir)
     run_dir = experiment.row_workdir(workdir, name)
     records = _timed(timings, name, "eval",
                      lambda: evaluate.evaluate(row_cfg, run_dir, cache=cache))
@@ -114,6 +151,17 @@ def run_experiment(config, workdir: str) -> Dict[str, Dict]:
                                      cache)
   results["data"], grids["data"] = _data_row(config, metrics, int(config.eval.num_samples))
   results["data"]["floor"] = results[names[0]]["floor"]
+  modes = zero_shot_modes(config)
+  if modes:
+    for name in names:
+      row_cfg = _row_eval_config(config, name, workdir, clf_dir)
+      run_dir = experiment.row_workdir(workdir, name)
+      results[name]["zero_shot"] = _timed(timings, name, "zero_shot", lambda: {
+          mode: zero_shot_columns(ZERO_SHOT[mode](row_cfg, run_dir, cache=cache))
+          for mode in modes})
+      results[name]["wall_s"]["zero_shot"] = round(timings[name]["zero_shot"], 1)
+    with open(timings_path, "w", encoding="utf-8") as f:
+      json.dump(timings, f, indent=2)
   experiment.write_report(workdir, results, report_text(results, config),
                           lambda path: _figure(path, results, grids), config.experiment.report)
   print(table(results))
@@ -155,7 +203,48 @@ def report_text(results: Dict[str, Dict], config) -> str:
           f"{config.eval.bpd_num_examples} test images of each subset; "
           f"{config.training.n_iters} training steps per trained row, "
           f"{config.experiment.finetune_steps} fine-tuning steps, seed {config.seed}. "
-          "`data`: real SFG training images.\n")
+          "`data`: real SFG training images.\n" + zero_shot_text(results, config))
+
+
+def _rate_ci(part: Dict, key: str) -> str:
+  if part.get(key) is None:
+    return "n/a"
+  low, high = part[f"{key}_ci"]
+  return f"{part[key]:.3f} [{low:.3f}, {high:.3f}]"
+
+
+def zero_shot_table(results: Dict[str, Dict]) -> str:
+  """One line per row and zero-shot mode: the NSFG rate and the class agreement of the
+  outputs of NSFG inputs and of SFG inputs, and the pixel error."""
+  lines = ["| row | task | NSFG rate, NSFG inputs | NSFG rate, SFG inputs | class agreement, "
+           "NSFG inputs | class agreement, SFG inputs | mse NSFG / SFG |",
+           "|---|---|---|---|---|---|---|"]
+  for name, r in results.items():
+    for mode, z in r.get("zero_shot", {}).items():
+      task = f"inpaint {z['mask']}" if mode == "inpaint" else f"reconstruct t={z['perturb_t']}"
+      nsfg, sfg = z["nsfg"], z["sfg"]
+      lines.append(f"| {name} | {task} | {_rate_ci(nsfg, 'nsfg_rate')} | "
+                   f"{_rate_ci(sfg, 'nsfg_rate')} | {_rate_ci(nsfg, 'class_agreement')} | "
+                   f"{_rate_ci(sfg, 'class_agreement')} | {nsfg['mse']:.4f} / {sfg['mse']:.4f} |")
+  return "\n".join(lines)
+
+
+def zero_shot_text(results: Dict[str, Dict], config) -> str:
+  """The report's zero-shot section ('' when experiment.zero_shot is off)."""
+  if not zero_shot_modes(config):
+    return ""
+  some = next(r["zero_shot"] for r in results.values() if "zero_shot" in r)
+  first = next(iter(some.values()))
+  return (f"\n## Zero-shot inpainting and reconstruction\n\n{zero_shot_table(results)}\n\n"
+          f"The first {first['nsfg']['num_images']} NSFG and {first['sfg']['num_images']} SFG "
+          f"images of the {first['split']} split, each row's EMA weights at step "
+          f"{first['step']}; inpainting with the sampler's predictor and corrector "
+          f"({config.model.num_scales} steps), reconstruction with the probability-flow ODE "
+          "(the latent perturbed as the marginal at t). NSFG rate: the share of outputs the "
+          "classifier takes for NSFG (Wilson 95% intervals); class agreement: outputs classified "
+          "as their input's digit; mse in [0, 1] pixels (inpainting: the completed pixels). "
+          "A moderated model completes and reconstructs SFG inputs but not NSFG ones. Pictures: "
+          "<row>/inpaint/<tag>/{sfg,nsfg}_<step>.png, <row>/reconstruct/<tag>/.\n")
 
 
 def _figure(path: str, results: Dict[str, Dict], grids: Dict[str, np.ndarray]) -> None:

@@ -7,7 +7,8 @@ are not part of the config (Options). main.py has checked the config, the workdi
 
 import dataclasses
 
-from msgm_jax import agreement, checkpoint, data, evaluate, experiment, sample, train, validate
+from msgm_jax import (agreement, checkpoint, data, evaluate, experiment, inpaint, reconstruct,
+                      sample, train, validate)
 from msgm_jax import digits_report, toy2d  # register their experiments
 from msgm_jax.classifier import evaluate as classifier_eval
 from msgm_jax.classifier import train as classifier_train
@@ -74,6 +75,24 @@ def sample_mode(config, workdir, options: Options = Options()):
   _no_classifier(config, "sample")
   sample.sample(config, _require_workdir(workdir),
                 allow_config_change=options.allow_config_change, overwrite=options.overwrite)
+
+
+@MODES.register("inpaint")
+def inpaint_mode(config, workdir, options: Options = Options()):
+  """Completes masked SFG and NSFG test images with a checkpoint (msgm_jax/inpaint.py)."""
+  _no_classifier(config, "inpaint")
+  inpaint.inpaint(config, _require_workdir(workdir),
+                  allow_config_change=options.allow_config_change, overwrite=options.overwrite)
+
+
+@MODES.register("reconstruct")
+def reconstruct_mode(config, workdir, options: Options = Options()):
+  """Encodes, perturbs and decodes SFG and NSFG test images with the probability-flow ODE
+  (msgm_jax/reconstruct.py)."""
+  _no_classifier(config, "reconstruct")
+  reconstruct.reconstruct(config, _require_workdir(workdir),
+                          allow_config_change=options.allow_config_change,
+                          overwrite=options.overwrite)
 
 
 @MODES.register("summary")

@@ -101,6 +101,15 @@ def base() -> ml_collections.ConfigDict:
   adjust.bandwidth = 0.0  # the NSFG region's width (0: median nearest-neighbour distance)
   adjust.max_noise = 1.0  # act only up to about this noise std (data units)
 
+  # Zero-shot tasks on the eval.bpd_dataset split, eval.batch_size images per call:
+  # --mode=inpaint (msgm_jax/inpaint.py) and --mode=reconstruct (msgm_jax/reconstruct.py).
+  config.inpaint = inpaint = ml_collections.ConfigDict()
+  inpaint.mask = "right_half"  # right_half | top_half | center_band | a .npy / .png file
+  inpaint.num_images = 64  # of each of SFG and NSFG (0: all)
+  config.reconstruct = reconstruct = ml_collections.ConfigDict()
+  reconstruct.perturb_t = 0.02  # the latent perturbed as the marginal at this t (0: none)
+  reconstruct.num_images = 64  # of each of SFG and NSFG (0: all)
+
   config.data = data = ml_collections.ConfigDict()
   data.dataset = "CIFAR10"
   data.data_dir = ""  # TFDS data_dir ("" -> TFDS default, ~/tensorflow_datasets)
@@ -322,6 +331,9 @@ def digits_experiment(config: ml_collections.ConfigDict, rows: str,
   exp.report = report  # <report>.json, .md, .png (another name keeps another report apart)
   exp.finetune_steps = 1000  # fine-tuned rows (finetuned_*: from the standard row)
   exp.grid = 64  # samples per row in the figure
+  # Zero-shot tasks per row ('' none, or 'inpaint', 'reconstruct', 'inpaint,reconstruct'):
+  # the inpaint and reconstruct sections' settings, judged by the classifier.
+  exp.zero_shot = ""
   return config
 
 

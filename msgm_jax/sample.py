@@ -21,17 +21,17 @@ passes a store directory: each finished batch is kept on disk there, and a rerun
 preemption reads them and draws only the rest (the same samples as an uninterrupted run).
 """
 
-import contextlib
 import json
 import os
-from typing import Callable, Optional, Sequence, Tuple
+from typing import Callable, Optional, Tuple
 
 import jax
 import numpy as np
 from absl import logging
 
 from msgm_jax import (agreement, builders, data, distributed, parallel, progress, restore,
-                      train, validate)
+                      train)
+from msgm_jax.restore import pick_step  # noqa: F401  (sample.pick_step, as before)
 from msgm_jax import writer as writer_lib
 
 SAMPLE_STREAM = 2  # folded into the init key (evaluation uses 1; training its own key)
@@ -64,16 +64,6 @@ def store_dir(root: str, config, step: int, n_devices: int) -> str:
 
 def sample_paths(outdir: str, step: int, tag: str) -> Tuple[str, str]:
   return tuple(os.path.join(outdir, f"eval_{step}_{tag}.{ext}") for ext in ("npz", "png"))
-
-
-def pick_step(available: Sequence[int], begin: int) -> int:
-  """eval.begin_ckpt if non-zero (it must be a kept step), else the latest step."""
-  if not begin:
-    return max(available)
-  if begin not in available:
-    raise ValueError(f"eval.begin_ckpt={begin} is not a kept checkpoint; kept steps: "
-                     f"{', '.join(map(str, sorted(available)))} (0: the latest)")
-  return begin
 
 
 def _stored_batch(store: str, i: int) -> Optional[np.ndarray]:
@@ -193,22 +183,13 @@ def _settings(config, step: int) -> dict:
 def sample(config, workdir: str, *, allow_config_change: bool = False,
            overwrite: bool = False) -> Tuple[str, str]:
   """Sample mode (see the module docstring); returns (npz path, png path)."""
-  validate.check_config(config)
-  with contextlib.closing(restore.open_checkpoints(workdir)) as ckpt:
-    train.check_agreement(config, ckpt, allow_config_change)
-    run = train.build_run(config, workdir)
-    template = restore.state_template(run)
-    begin = int(config.eval.begin_ckpt)
-    if begin:
-      step = pick_step(ckpt.all_steps(), begin)
-      state, _ = ckpt.restore(step, template)
-    else:
-      step, state, _ = ckpt.restore_newest(template)
+  run, step, ema_params = restore.restore_ema(config, workdir,
+                                              allow_config_change=allow_config_change)
   paths = sample_paths(os.path.join(workdir, "samples"), step, sample_tag(config))
   if os.path.exists(paths[0]) and not overwrite:
     raise OutputExists(f"{paths[0]} already holds samples of step {step} with these settings; "
                        "pass --overwrite to draw them again")
-  samples = draw_samples(run, parallel.replicate(state.ema_params, run.devices),
+  samples = draw_samples(run, parallel.replicate(ema_params, run.devices),
                          int(config.eval.num_samples), desc=f"sample step {step}",
                          adjust=builders.adjustment(config, run.spec, run.sde))
   if jax.process_index() != 0:

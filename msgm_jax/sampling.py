@@ -150,20 +150,81 @@ def pc_sample(key: Array, sde, score_fn: ScoreFn, shape, *, predictor: str = "re
   At each step the corrector runs first, then the predictor (score_sde's order). With
   `denoise`, the last step returns the predictor's noise-free mean. Returns (x [shape], nfe).
   """
-  pred, corr = PREDICTORS.get(predictor), CORRECTORS.get(corrector)
   init_key, loop_key = jax.random.split(key)
   x = sde.prior_sampling(init_key, shape)
+  corr, pred, nfe = _pc_updates(sde, score_fn, predictor, corrector, snr, n_steps,
+                                probability_flow)
+  x, x_mean = _pc_loop(loop_key, x, sde, eps, corr, pred)
+  return (x_mean if denoise else x), nfe
+
+
+# An update of a PC step: (key, x, t) -> (x, x_mean).
+StepFn = Callable[[Array, Array, Array], Tuple[Array, Array]]
+
+
+def _pc_updates(sde, score_fn: ScoreFn, predictor: str, corrector: str, snr: float,
+                n_steps: int, probability_flow: bool) -> Tuple[StepFn, StepFn, int]:
+  """(corrector step, predictor step, NFE of the N steps) of the named updates."""
+  pred, corr = PREDICTORS.get(predictor), CORRECTORS.get(corrector)
+
+  def corr_fn(key, x, t):
+    return corr.fn(key, x, t, score_fn, sde=sde, snr=snr, n_steps=n_steps)
+
+  def pred_fn(key, x, t):
+    return pred.fn(key, x, t, score_fn, sde=sde, probability_flow=probability_flow)
+
+  return corr_fn, pred_fn, sde.N * (pred.nfe + corr.nfe * n_steps)
+
+
+def _pc_loop(loop_key: Array, x: Array, sde, eps: float, corr_fn: StepFn,
+             pred_fn: StepFn) -> Tuple[Array, Array]:
+  """N steps on linspace(T, eps, N), each the corrector then the predictor (score_sde's
+  order) -> (x, x_mean) of the last step."""
   timesteps = jnp.linspace(sde.T, eps, sde.N)
 
   def body(i, carry):
     x, _ = carry
-    t = jnp.full((shape[0],), timesteps[i])
+    t = jnp.full((x.shape[0],), timesteps[i])
     corr_key, pred_key = jax.random.split(jax.random.fold_in(loop_key, i))
-    x, _ = corr.fn(corr_key, x, t, score_fn, sde=sde, snr=snr, n_steps=n_steps)
-    return pred.fn(pred_key, x, t, score_fn, sde=sde, probability_flow=probability_flow)
+    x, _ = corr_fn(corr_key, x, t)
+    return pred_fn(pred_key, x, t)
 
-  x, x_mean = jax.lax.fori_loop(0, sde.N, body, (x, x))
-  nfe = sde.N * (pred.nfe + corr.nfe * n_steps)
+  return jax.lax.fori_loop(0, sde.N, body, (x, x))
+
+
+def pc_inpaint(key: Array, sde, score_fn: ScoreFn, x: Array, mask: Array, *,
+               predictor: str = "reverse_diffusion", corrector: str = "langevin",
+               snr: float = 0.16, n_steps: int = 1, probability_flow: bool = False,
+               eps: float = 1e-3, denoise: bool = True) -> Tuple[Array, int]:
+  """Completes the unknown part of x by PC sampling with replacement (score_sde's
+  pc_inpainter; Song et al. 2021, appendix I.2).
+
+  x: [B, ...] data in model space; mask: broadcastable to x, 1 where x is known, 0 where it
+  is to be completed. Starts from x where known and the prior elsewhere; after every
+  corrector and every predictor update at time t the known entries are replaced by a fresh
+  draw of their forward marginal N(m(t) x, std(t)^2). With `denoise` the result is the last
+  update's noise-free mean, with the known entries at m(eps) x. (score_sde's x_mean takes the
+  unknown entries from the noisy x, so its denoise never reaches them; here they come from
+  the update's mean, as in pc_sample.) Returns (completed x [B, ...], nfe).
+  """
+  mask = jnp.broadcast_to(jnp.asarray(mask, x.dtype), x.shape)
+  init_key, loop_key = jax.random.split(key)
+  x0 = x
+  x = mask * x0 + (1.0 - mask) * sde.prior_sampling(init_key, x0.shape)
+  corr, pred, nfe = _pc_updates(sde, score_fn, predictor, corrector, snr, n_steps,
+                                probability_flow)
+
+  def replacing(update: StepFn) -> StepFn:
+    def step(key, x, t):
+      update_key, data_key = jax.random.split(key)
+      x, x_mean = update(update_key, x, t)
+      known_mean, std = sde.marginal_prob(x0, t)
+      known = known_mean + batch_mul(std, jax.random.normal(data_key, x.shape, x.dtype))
+      return (mask * known + (1.0 - mask) * x, mask * known_mean + (1.0 - mask) * x_mean)
+
+    return step
+
+  x, x_mean = _pc_loop(loop_key, x, sde, eps, replacing(corr), replacing(pred))
   return (x_mean if denoise else x), nfe
 
 
@@ -196,3 +257,36 @@ def ode_sample(key: Array, sde, score_fn: ScoreFn, shape, *, rtol: float = 1e-5,
     _, x = reverse_diffusion(key, x, t, score_fn, sde=sde)
     nfe = nfe + 1
   return x, nfe
+
+
+def ode_encode(sde, score_fn: ScoreFn, x: Array, *, rtol: float = 1e-5, atol: float = 1e-5,
+               eps: float = 1e-3, max_steps: int = 10_000) -> Tuple[Array, Array]:
+  """The latent of x: the probability-flow ODE integrated from eps to T with in-graph RK45
+  (the inverse of ode_sample's decoding). x: [B, ...] in model space. Returns (z [B, ...],
+  nfe); z is NaN when the solver runs out of `max_steps`."""
+  drift = probability_flow_drift(sde, score_fn)
+  result = odeint_dopri5(lambda t, y: drift(y, jnp.full((y.shape[0],), t)),
+                         x.astype(jnp.float32), eps, sde.T, rtol=rtol, atol=atol,
+                         max_steps=max_steps)
+  return jnp.where(result.success, result.y, jnp.nan), result.nfe
+
+
+def perturb(key: Array, sde, x: Array, t: float) -> Array:
+  """A draw of the forward marginal at time t given x: m(t) x + std(t) z ([B, ...])."""
+  mean, std = sde.marginal_prob(x, jnp.full((x.shape[0],), t, jnp.float32))
+  return mean + batch_mul(std, jax.random.normal(key, x.shape, x.dtype))
+
+
+def ode_reconstruct(key: Array, sde, score_fn: ScoreFn, x: Array, *, perturb_t: float = 0.02,
+                    rtol: float = 1e-5, atol: float = 1e-5, eps: float = 1e-3,
+                    max_steps: int = 10_000) -> Tuple[Array, Array, Array]:
+  """Encodes x [B, ...] to its latent with the probability-flow ODE, perturbs the latent as
+  the forward marginal at time perturb_t (m z + std noise; 0: no perturbation) and decodes it
+  with the ODE. Returns (reconstruction [B, ...], latent [B, ...] before the perturbation,
+  nfe of both solves)."""
+  z, nfe_encode = ode_encode(sde, score_fn, x, rtol=rtol, atol=atol, eps=eps,
+                             max_steps=max_steps)
+  z_perturbed = perturb(key, sde, z, perturb_t) if perturb_t > 0 else z
+  x_rec, nfe_decode = ode_sample(key, sde, score_fn, x.shape, rtol=rtol, atol=atol, eps=eps,
+                                 z=z_perturbed, max_steps=max_steps)
+  return x_rec, z, nfe_encode + nfe_decode

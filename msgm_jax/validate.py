@@ -23,7 +23,7 @@ from typing import Any, Callable, Dict, Iterable, Optional, Sequence, Union
 
 import jax
 
-from msgm_jax import adjust, builders, data, likelihood, moderation, sampling
+from msgm_jax import adjust, builders, data, likelihood, masks, moderation, sampling
 from msgm_jax import sde as sde_lib
 from msgm_jax.models import conv, factory, layers, ncsnpp
 from msgm_jax.registry import Registry
@@ -171,6 +171,9 @@ SECTIONS.add("adjust", {
     f"'' (none) or {one_of(adjust.ADJUSTMENTS.names)(v)}",
     "num_refs": integer(lo=2), "strength": number(lo=0.0), "bandwidth": number(lo=0.0),
     "max_noise": POSITIVE_NUMBER})
+SECTIONS.add("inpaint", {"mask": masks.mask_rule, "num_images": integer(lo=0, zero="all")})
+SECTIONS.add("reconstruct", {"perturb_t": number(0.0, 1.0, hi_open=True),
+                             "num_images": integer(lo=0, zero="all")})
 SECTIONS.add("data", {
     "dataset": dataset_name, "data_dir": text,
     "image_size": integer(lo=0, zero="the dataset's"),
@@ -325,7 +328,8 @@ def _typed_sections(config) -> None:
 # training.eval_freq > 0). Modes added later add a row; others get the config checks only.
 MODE_NEEDS: Dict[str, tuple] = {"train": ("create", ("train", "train_eval")),
                                 "eval": ("existing", ("eval",)), "sample": ("existing", ()),
-                                "summary": (None, ())}
+                                "inpaint": ("existing", ("eval",)),
+                                "reconstruct": ("existing", ("eval",)), "summary": (None, ())}
 
 
 def unwritable_reason(path: str) -> Optional[str]:

@@ -25,6 +25,8 @@ def _short_config(classifier_dir):
                           batch_size=16, bpd_num_examples=8))
   config.sampling.batch_size = 8
   config.adjust.num_refs = 4
+  config.experiment.zero_shot = "inpaint"  # reconstruct: test_zero_shot_table_of_both_tasks
+  config.inpaint.num_images = 8
   return config
 
 
@@ -48,11 +50,39 @@ def test_short_pipeline_writes_every_column_and_reuses_finished_work(tiny_classi
   assert saved["data"]["num_samples"] == 16 and saved["data"]["fd_classifier"] >= 0
   text = (tmp_path / "report.md").read_text()
   assert all(f"| {name} |" in text for name in saved)
+  # The zero-shot table: every row's completions of NSFG and SFG inputs.
+  for name in SHORT_ROWS.split(","):
+    z = saved[name]["zero_shot"]["inpaint"]
+    assert z["step"] == 2 and z["sfg"]["num_images"] == z["nsfg"]["num_images"] == 8
+    for part in (z["sfg"], z["nsfg"]):
+      assert 0 <= part["nsfg_rate_ci"][0] <= part["nsfg_rate"] <= part["nsfg_rate_ci"][1]
+      assert 0 <= part["class_agreement"] <= 1 and np.isfinite(part["mse"])
+      assert "per_image" not in part
+    assert f"| {name} | inpaint right_half |" in text
   # A rerun finds every run trained and every row evaluated: the same numbers.
   again = digits_report.run_experiment(config, str(tmp_path))
   for name in SHORT_ROWS.split(","):
     assert {k: v for k, v in again[name].items() if k != "wall_s"} == \
         {k: v for k, v in results[name].items() if k != "wall_s"}
+
+
+def test_zero_shot_table_of_both_tasks():
+  def part(k, n):
+    return {"num_images": n, "nsfg_rate": k / n, "nsfg_rate_ci": [0.0, 1.0],
+            "class_agreement": 0.5, "class_agreement_ci": [0.1, 0.9], "mse": 0.01}
+
+  record = {"step": 7, "split": "test", "sfg": part(1, 64), "nsfg": part(20, 32)}
+  results = {"unseen": {"zero_shot": {"inpaint": {**record, "mask": "top_half"},
+                                      "reconstruct": {**record, "perturb_t": 0.02}}},
+             "data": {}}
+  config = load_config("configs/digits_report.py")
+  config.experiment.zero_shot = "inpaint,reconstruct"
+  text = digits_report.zero_shot_text(results, config)
+  assert "| unseen | inpaint top_half | 0.625 [0.000, 1.000] | 0.016 [0.000, 1.000] |" in text
+  assert "| unseen | reconstruct t=0.02 |" in text
+  assert "first 32 NSFG and 64 SFG images of the test split" in text
+  config.experiment.zero_shot = ""
+  assert digits_report.zero_shot_text(results, config) == ""
 
 
 def test_rows_of_the_committed_configs_are_known():
