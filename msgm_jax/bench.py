@@ -1,12 +1,14 @@
 """Speed of training, PC sampling and ODE sampling for a config, printed as one JSON object.
 
-  python -m msgm_jax.bench --config=configs/<file>.py [--steps=10] [--what=all]
+  python -m msgm_jax.bench --config=configs/<file>.py [--steps=10] [--what=all|train|forward|...]
       [--conv=xla,hybrid] [--sample_steps=20] [--out=bench.json] [--config.<field>=...]
   python -m msgm_jax.bench --config=configs/<file>.py --what=flops   # FLOPs only, no compile
 
 Nothing is read from disk but the config: batches are random arrays of the data's shape, so a
 dataset need not be prepared. Every function is compiled ahead of time (the compile seconds are
-reported), run `--warmup` times, then timed `--steps` times. FLOPs come from XLA's cost analysis
+reported), run `--warmup` times, then timed `--steps` times (wall and process CPU seconds, and
+the load average of the host). `--what=forward` times one eval-mode network evaluation on
+sampling.batch_size inputs (not part of 'all'). FLOPs come from XLA's cost analysis
 of one train step / one score evaluation (per device under pmap); MFU divides the achieved
 FLOP/s by the chip's peak (measure.PEAK_FLOPS) times the device count. How to read the numbers:
 docs/performance.md.
@@ -35,9 +37,9 @@ def _define_flags():
                                   lock_config=True)
   flags.DEFINE_integer("steps", 10, "Timed calls per measurement (after the warm-up).")
   flags.DEFINE_integer("warmup", 2, "Untimed calls after compilation.")
-  flags.DEFINE_enum("what", "all", ["train", "sample", "ode", "all", "flops"],
-                    "What to measure; flops: only XLA's FLOP count of a train step (nothing is "
-                    "compiled or run).")
+  flags.DEFINE_enum("what", "all", ["train", "forward", "sample", "ode", "all", "flops"],
+                    "What to measure ('all': train, sample and ode; 'flops': only XLA's FLOP "
+                    "count of a train step, nothing compiled or run).")
   flags.DEFINE_list("conv", [], "Also time the train step with each of these model.conv_impl "
                     "values (e.g. xla,hybrid,im2col,auto): the CPU convolution choice.")
   flags.DEFINE_integer("sample_steps", 20, "PC steps actually run per timed sample; the time of a "
@@ -124,7 +126,7 @@ def bench_train(run: train.Run, steps: int, warmup: int) -> Dict[str, Any]:
     return metrics["loss"]
 
   seconds = measure.time_calls(call, steps, warmup)
-  per_step = {name: s / k for name, s in seconds.items()}
+  per_step = measure.scale_times(seconds, 1.0 / k)
   global_batch = run.config.training.batch_size
   out = {"global_batch": global_batch, "steps_per_call": k, "compile_s": compile_s,
          "step_time_s": per_step, "images_per_s": global_batch / per_step["median"],
@@ -155,19 +157,42 @@ def msgm_rows(config, steps: int, warmup: int) -> Dict[str, Any]:
   out = {name: bench_train(train.build_run(cfg, workdir=""), steps, warmup)
          for name, cfg in rows.items()}
   out["train"]["moderation"] = "every step"
-  out["msgm_over_dsm"] = (out["train"]["step_time_s"]["median"]
-                          / out["train_dsm"]["step_time_s"]["median"])
+  msgm, dsm = out["train"]["step_time_s"], out["train_dsm"]["step_time_s"]
+  out["msgm_over_dsm"] = msgm["median"] / dsm["median"]
+  out["msgm_over_dsm_cpu"] = msgm["cpu_median"] / dsm["cpu_median"]  # steadier on a busy host
   return out
+
+
+def _score_eval(run: train.Run, batch: int):
+  """The pmapped eval-mode score fn(variables, x, t) and inputs of `batch` per device."""
+  build = builders.score_fn_builder(run.model, run.sde, run.config.training.continuous,
+                                    train=False)
+  fn = jax.pmap(lambda v, x, t: build(v, None)(x, t), devices=run.devices)
+  x = np.random.default_rng(0).standard_normal((run.n_dev, batch) + run.shape)
+  return fn, jnp.asarray(x, jnp.float32), jnp.full((run.n_dev, batch), 0.5)
 
 
 def _score_flops(run: train.Run, variables, batch: int) -> Optional[float]:
   """One device's FLOPs for one score evaluation of a [batch, ...] input."""
-  build = builders.score_fn_builder(run.model, run.sde, run.config.training.continuous,
-                                    train=False)
-  fn = jax.pmap(lambda v, x, t: build(v, None)(x, t), devices=run.devices)
-  x = jnp.zeros((run.n_dev, batch) + run.shape)
-  t = jnp.full((run.n_dev, batch), 0.5)
+  fn, x, t = _score_eval(run, batch)
   return measure.lowered_flops(fn, variables, x, t)
+
+
+def bench_forward(config, steps: int, warmup: int) -> Dict[str, Any]:
+  """One evaluation of the score network (eval mode) on sampling.batch_size inputs, outside any
+  sampler loop: the cost of one NFE."""
+  run = train.build_run(config, workdir="")
+  per_dev = -(-config.sampling.batch_size // run.n_dev)
+  fn, x, t = _score_eval(run, per_dev)
+  variables = parallel.replicate(train.fresh_state(run).ema_params, run.devices)
+  compiled, compile_s = measure.compile_timed(fn, variables, x, t)
+  seconds = measure.time_calls(lambda: compiled(variables, x, t), steps, warmup)
+  flops = measure.lowered_flops(fn, variables, x, t)
+  out = {"batch": per_dev * run.n_dev, "compile_s": compile_s, "seconds": seconds,
+         "images_per_s": per_dev * run.n_dev / seconds["median"],
+         "flops": flops * run.n_dev if flops else None}
+  out.update(measure.throughput(flops, seconds["median"], run.n_dev, _peak(run)))
+  return out
 
 
 def bench_sample(config, steps: int, warmup: int, method: str,
@@ -224,6 +249,8 @@ def run_bench(config, what: str = "all", steps: int = 10, warmup: int = 2,
       result.update(msgm_rows(config, steps, warmup))
     else:
       result["train"] = bench_train(run, steps, warmup)
+  if what == "forward":
+    result["forward"] = bench_forward(config, steps, warmup)
   if what in ("sample", "all"):
     result["sample"] = bench_sample(config, steps, warmup, "pc", sample_steps)
   if what in ("ode", "all"):

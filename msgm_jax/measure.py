@@ -3,6 +3,7 @@
 Pure helpers with no knowledge of configs or models; msgm_jax/bench.py composes them.
 """
 
+import os
 import statistics
 import time
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple
@@ -62,19 +63,30 @@ def lowered_flops(fn, *args) -> Optional[float]:
   return _flops_of(fn.lower(*args))
 
 
-def time_calls(call: Callable[[], Any], steps: int, warmup: int = 1) -> Dict[str, float]:
-  """Wall seconds of `call()` (blocked until its outputs are ready): median, min, max over
-  `steps` timed calls after `warmup` untimed ones."""
+def time_calls(call: Callable[[], Any], steps: int, warmup: int = 1) -> Dict[str, Any]:
+  """Seconds of `call()` (blocked until its outputs are ready) over `steps` timed calls after
+  `warmup` untimed ones: wall-clock median, min and max; `cpu_median`, the process's CPU seconds
+  (all threads) per call; and every call's `wall_s` and `cpu_s`, for pooling runs. On a machine
+  shared with other jobs the wall time grows with their load while the CPU time stays closer to
+  the work done (docs/performance.md)."""
   if steps < 1:
     raise ValueError(f"steps={steps} must be at least 1")
   for _ in range(warmup):
     jax.block_until_ready(call())
-  times = []
+  wall, cpu = [], []
   for _ in range(steps):
-    t0 = time.perf_counter()
+    c0, t0 = time.process_time(), time.perf_counter()
     jax.block_until_ready(call())
-    times.append(time.perf_counter() - t0)
-  return {"median": statistics.median(times), "min": min(times), "max": max(times)}
+    wall.append(time.perf_counter() - t0)
+    cpu.append(time.process_time() - c0)
+  return {"median": statistics.median(wall), "min": min(wall), "max": max(wall),
+          "cpu_median": statistics.median(cpu), "wall_s": wall, "cpu_s": cpu}
+
+
+def scale_times(stats: Dict[str, Any], factor: float) -> Dict[str, Any]:
+  """time_calls' result with every time multiplied by `factor` (e.g. 1 / steps per call)."""
+  return {k: [t * factor for t in v] if isinstance(v, list) else v * factor
+          for k, v in stats.items()}
 
 
 def throughput(flops_per_call: Optional[float], seconds: float, n_devices: int,
@@ -89,5 +101,7 @@ def throughput(flops_per_call: Optional[float], seconds: float, n_devices: int,
 
 
 def device_info(devices: Sequence) -> Dict[str, Any]:
+  """Where it runs, and the host's 1/5/15-minute load averages (how busy the machine was)."""
   return {"backend": jax.default_backend(), "device_kind": devices[0].device_kind,
-          "device_count": len(devices), "process_count": jax.process_count()}
+          "device_count": len(devices), "process_count": jax.process_count(),
+          "cpu_count": os.cpu_count(), "loadavg": list(os.getloadavg())}

@@ -176,10 +176,9 @@ def _pc_updates(sde, score_fn: ScoreFn, predictor: str, corrector: str, snr: flo
   return corr_fn, pred_fn, sde.N * (pred.nfe + corr.nfe * n_steps)
 
 
-def _pc_loop(loop_key: Array, x: Array, sde, eps: float, corr_fn: StepFn,
-             pred_fn: StepFn) -> Tuple[Array, Array]:
-  """N steps on linspace(T, eps, N), each the corrector then the predictor (score_sde's
-  order) -> (x, x_mean) of the last step."""
+def _pc_body(loop_key: Array, sde, eps: float, corr_fn: StepFn, pred_fn: StepFn):
+  """body(i, (x, x_mean)) -> (x, x_mean): step i of N on linspace(T, eps, N), the corrector
+  then the predictor (score_sde's order)."""
   timesteps = jnp.linspace(sde.T, eps, sde.N)
 
   def body(i, carry):
@@ -189,7 +188,45 @@ def _pc_loop(loop_key: Array, x: Array, sde, eps: float, corr_fn: StepFn,
     x, _ = corr_fn(corr_key, x, t)
     return pred_fn(pred_key, x, t)
 
-  return jax.lax.fori_loop(0, sde.N, body, (x, x))
+  return body
+
+
+def _pc_loop(loop_key: Array, x: Array, sde, eps: float, corr_fn: StepFn,
+             pred_fn: StepFn) -> Tuple[Array, Array]:
+  """The N steps (_pc_body) from x -> (x, x_mean) of the last step."""
+  return jax.lax.fori_loop(0, sde.N, _pc_body(loop_key, sde, eps, corr_fn, pred_fn), (x, x))
+
+
+def pc_trajectory(key: Array, sde, score_fn: ScoreFn, shape, *, num_frames: int = 10,
+                  predictor: str = "reverse_diffusion", corrector: str = "langevin",
+                  snr: float = 0.16, n_steps: int = 1, probability_flow: bool = False,
+                  eps: float = 1e-3, denoise: bool = True) -> Tuple[Array, Array, int]:
+  """pc_sample's path, seen every N / num_frames steps (N a multiple of num_frames).
+
+  Returns (frames [num_frames + 1, *shape], times [num_frames + 1], nfe): frames[0] the prior
+  draw at T, frames[k] the state after k N / num_frames steps, at the time the next step
+  starts from (eps for the last, which is what pc_sample returns for the same key: denoised
+  with `denoise`).
+  """
+  if num_frames < 1 or sde.N % num_frames:
+    raise ValueError(f"num_frames={num_frames} must divide the SDE's N={sde.N} steps; "
+                     "pick a divisor, or dataclasses.replace(sde, N=...)")
+  init_key, loop_key = jax.random.split(key)  # as pc_sample
+  x = sde.prior_sampling(init_key, shape)
+  corr, pred, nfe = _pc_updates(sde, score_fn, predictor, corrector, snr, n_steps,
+                                probability_flow)
+  body = _pc_body(loop_key, sde, eps, corr, pred)
+  every = sde.N // num_frames
+
+  def chunk(carry, k):
+    carry = jax.lax.fori_loop(k * every, (k + 1) * every, body, carry)
+    return carry, carry[0]
+
+  (last, last_mean), frames = jax.lax.scan(chunk, (x, x), jnp.arange(num_frames))
+  frames = frames.at[-1].set(last_mean if denoise else last)
+  ends = jnp.linspace(sde.T, eps, sde.N)[every::every]
+  times = jnp.concatenate([jnp.array([sde.T]), ends, jnp.array([eps])])
+  return jnp.concatenate([x[None], frames]), times, nfe
 
 
 def pc_inpaint(key: Array, sde, score_fn: ScoreFn, x: Array, mask: Array, *,
@@ -234,6 +271,21 @@ def probability_flow_drift(sde, score_fn: ScoreFn) -> Callable[[Array, Array], A
   return lambda x, t: rsde.sde(x, t)[0]
 
 
+def _flow_rhs(sde, score_fn: ScoreFn) -> Callable[[Array, Array], Array]:
+  """The probability-flow ODE as the solver's f(t scalar, x [B, ...])."""
+  drift = probability_flow_drift(sde, score_fn)
+  return lambda t, x: drift(x, jnp.full((x.shape[0],), t))
+
+
+def _latent(key: Array, sde, shape, z: Optional[Array]) -> Array:
+  """z, checked against shape, or a prior draw of shape."""
+  if z is None:
+    return sde.prior_sampling(key, shape)
+  if tuple(z.shape) != tuple(shape):
+    raise ValueError(f"latent z has shape {tuple(z.shape)} but shape is {tuple(shape)}")
+  return z
+
+
 def ode_sample(key: Array, sde, score_fn: ScoreFn, shape, *, rtol: float = 1e-5,
                atol: float = 1e-5, eps: float = 1e-3, z: Optional[Array] = None,
                denoise: bool = False, max_steps: int = 10_000) -> Tuple[Array, Array]:
@@ -244,13 +296,9 @@ def ode_sample(key: Array, sde, score_fn: ScoreFn, shape, *, rtol: float = 1e-5,
   Returns (x [shape], nfe) with nfe a traced int32 (adaptive); x is NaN when the solver runs
   out of `max_steps` before reaching eps.
   """
-  if z is None:
-    z = sde.prior_sampling(key, shape)
-  elif tuple(z.shape) != tuple(shape):
-    raise ValueError(f"latent z has shape {tuple(z.shape)} but shape is {tuple(shape)}")
-  drift = probability_flow_drift(sde, score_fn)
-  result = odeint_dopri5(lambda t, x: drift(x, jnp.full((x.shape[0],), t)), z, sde.T, eps,
-                         rtol=rtol, atol=atol, max_steps=max_steps)
+  z = _latent(key, sde, shape, z)
+  result = odeint_dopri5(_flow_rhs(sde, score_fn), z, sde.T, eps, rtol=rtol, atol=atol,
+                         max_steps=max_steps)
   x, nfe = jnp.where(result.success, result.y, jnp.nan), result.nfe
   if denoise:
     t = jnp.full((shape[0],), eps)
@@ -259,15 +307,38 @@ def ode_sample(key: Array, sde, score_fn: ScoreFn, shape, *, rtol: float = 1e-5,
   return x, nfe
 
 
+def ode_trajectory(key: Array, sde, score_fn: ScoreFn, shape, *, num_frames: int = 10,
+                   rtol: float = 1e-5, atol: float = 1e-5, eps: float = 1e-3,
+                   z: Optional[Array] = None,
+                   max_steps: int = 10_000) -> Tuple[Array, Array, Array]:
+  """The probability-flow ODE's path from T to eps at num_frames + 1 evenly spaced times.
+
+  Each piece between two times is one in-graph RK45 solve from where the last ended, so the
+  last frame is ode_sample's output (no denoise) to solver tolerance. Returns (frames
+  [num_frames + 1, *shape], times [num_frames + 1], nfe); frames from the first piece that
+  runs out of `max_steps` on are NaN.
+  """
+  z, rhs = _latent(key, sde, shape, z), _flow_rhs(sde, score_fn)
+  times = jnp.linspace(sde.T, eps, num_frames + 1)
+
+  def piece(carry, ends):
+    x, nfe = carry
+    result = odeint_dopri5(rhs, x, ends[0], ends[1], rtol=rtol, atol=atol, max_steps=max_steps)
+    x = jnp.where(result.success, result.y, jnp.nan)
+    return (x, nfe + result.nfe), x
+
+  (_, nfe), frames = jax.lax.scan(piece, (z, jnp.zeros((), jnp.int32)),
+                                  jnp.stack([times[:-1], times[1:]], axis=1))
+  return jnp.concatenate([z[None], frames]), times, nfe
+
+
 def ode_encode(sde, score_fn: ScoreFn, x: Array, *, rtol: float = 1e-5, atol: float = 1e-5,
                eps: float = 1e-3, max_steps: int = 10_000) -> Tuple[Array, Array]:
   """The latent of x: the probability-flow ODE integrated from eps to T with in-graph RK45
   (the inverse of ode_sample's decoding). x: [B, ...] in model space. Returns (z [B, ...],
   nfe); z is NaN when the solver runs out of `max_steps`."""
-  drift = probability_flow_drift(sde, score_fn)
-  result = odeint_dopri5(lambda t, y: drift(y, jnp.full((y.shape[0],), t)),
-                         x.astype(jnp.float32), eps, sde.T, rtol=rtol, atol=atol,
-                         max_steps=max_steps)
+  result = odeint_dopri5(_flow_rhs(sde, score_fn), x.astype(jnp.float32), eps, sde.T,
+                         rtol=rtol, atol=atol, max_steps=max_steps)
   return jnp.where(result.success, result.y, jnp.nan), result.nfe
 
 

@@ -2,6 +2,8 @@
 (not timings: speed targets live in the bench command itself)."""
 
 import json
+import os
+import statistics
 import subprocess
 import sys
 
@@ -12,12 +14,14 @@ import pytest
 from msgm_jax import bench, measure
 from tests.helpers import ROOT, tiny_toy_config
 
-STATS = {"median", "min", "max"}
+STATS = {"median", "min", "max", "cpu_median", "wall_s", "cpu_s"}
 
 
 def _check_stats(stats):
   assert set(stats) == STATS
   assert 0 < stats["min"] <= stats["median"] <= stats["max"] < 60
+  assert stats["min"] == min(stats["wall_s"]) and len(stats["wall_s"]) == len(stats["cpu_s"])
+  assert 0 <= stats["cpu_median"] < 60 * (os.cpu_count() or 1)
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +39,7 @@ def test_device_and_model_keys(toy_result):
   assert r["dtype"] == "float32" and r["model"] == "mlp" and r["data_shape"] == [2]
   assert r["params"] > 1000
   assert r["peak_flops_per_device"] is None  # no published peak for a CPU
+  assert r["cpu_count"] == os.cpu_count() and len(r["loadavg"]) == 3
   json.dumps(r)  # JSON-ready as it is
 
 
@@ -61,6 +66,12 @@ def test_msgm_rows(toy_result):
   assert r["train"]["flops_per_step"] > 1.5 * r["train_dsm"]["flops_per_step"]
   assert r["msgm_over_dsm"] == pytest.approx(
       r["train"]["step_time_s"]["median"] / r["train_dsm"]["step_time_s"]["median"])
+  assert r["msgm_over_dsm_cpu"] == pytest.approx(
+      r["train"]["step_time_s"]["cpu_median"] / r["train_dsm"]["step_time_s"]["cpu_median"])
+  # Two steps per call: every per-call time is halved, the lists with the medians.
+  stats = r["train"]["step_time_s"]
+  assert stats["median"] == pytest.approx(statistics.median(stats["wall_s"]))
+  assert stats["cpu_median"] == pytest.approx(statistics.median(stats["cpu_s"]))
 
 
 def test_sampler_numbers(toy_result):
@@ -90,6 +101,15 @@ def test_flops_mode_counts_one_step_at_the_global_batch_without_compiling(toy_re
   assert f["skipped"] == pytest.approx(f["dsm"], rel=0.01)
   assert 1.8 < f["moderating"] / f["dsm"] < 3.5
   assert f["average"] == pytest.approx((f["moderating"] + 3 * f["skipped"]) / 4)
+
+
+def test_forward_numbers():
+  config = tiny_toy_config()
+  r = bench.bench_forward(config, steps=2, warmup=1)
+  _check_stats(r["seconds"])
+  assert r["batch"] == 64 and r["compile_s"] > 0
+  assert r["images_per_s"] == pytest.approx(64 / r["seconds"]["median"])
+  assert r["flops"] > 0 and r["mfu"] is None
 
 
 def test_peak_table():

@@ -175,3 +175,45 @@ def test_one_langevin_step_has_the_formula_step_size(name, t0):
   std = float(sde.marginal_prob(x, t)[1][0])
   np.testing.assert_allclose(np.asarray(x_mean - x) / np.asarray(c),
                              2 * _alpha_in_numpy(name, t0) * (snr * std) ** 2, rtol=1e-4)
+
+
+def _gaussian_marginal_std(sde, s0, t):
+  """std of x(t) for data N(mu, s0^2 I): sqrt(m(t)^2 s0^2 + std(t)^2), [len(t)]."""
+  m, std = sde.marginal_prob(jnp.ones((len(t), 1)), jnp.asarray(t))
+  return np.sqrt(np.asarray(m[:, 0]) ** 2 * s0**2 + np.asarray(std) ** 2)
+
+
+def test_ode_trajectory_follows_the_exact_gaussian_flow():
+  """Gaussian data: (x(t) - m(t) mu) / s(t) is constant along the flow, at every frame."""
+  sde = sde_lib.VPSDE()
+  mu, s0 = np.array([1.0, -1.0]), 0.5
+  score_fn = exact.mixture_score_fn(sde, exact.make_mixture([mu], [s0]))
+  z = jnp.asarray(np.random.default_rng(0).normal(size=(64, 2)), jnp.float32)
+  frames, times, nfe = jax.jit(lambda z: sampling.ode_trajectory(
+      None, sde, score_fn, (64, 2), num_frames=4, eps=1e-5, z=z))(z)
+  assert frames.shape == (5, 64, 2) and times.shape == (5,) and int(nfe) > 20
+  np.testing.assert_allclose(times, np.linspace(1.0, 1e-5, 5), rtol=1e-6)
+  m = np.asarray(sde.marginal_prob(jnp.ones((5, 1)), times)[0][:, 0])
+  s = _gaussian_marginal_std(sde, s0, times)
+  expect = m[:, None, None] * mu + (s / s[0])[:, None, None] * (np.asarray(z) - m[0] * mu)
+  np.testing.assert_allclose(frames, expect, atol=2e-3)
+
+
+def test_pc_trajectory_ends_at_pc_sample_and_has_the_marginal_spread():
+  sde = sde_lib.VESDE(sigma_max=10.0, N=100)
+  mu, s0 = np.array([2.0, -1.0]), 0.5
+  score_fn = exact.mixture_score_fn(sde, exact.make_mixture([mu], [s0]))
+  run = jax.jit(lambda k: sampling.pc_trajectory(k, sde, score_fn, (2000, 2), num_frames=4,
+                                                 eps=1e-5))
+  frames, times, nfe = run(jax.random.key(7))
+  x, nfe_sample = sampling.pc_sample(jax.random.key(7), sde, score_fn, (2000, 2), eps=1e-5)
+  assert frames.shape == (5, 2000, 2) and nfe == nfe_sample == 200
+  np.testing.assert_allclose(frames[-1], x, atol=1e-5)
+  np.testing.assert_allclose(np.asarray(times)[[0, -1]], [1.0, 1e-5], rtol=1e-6)
+  assert np.all(np.diff(np.asarray(times)) < 0)
+  # Each frame is a draw from the perturbed data at its time: mean mu, std s(t) per axis.
+  spread = np.asarray(frames).std(axis=1).mean(-1)
+  np.testing.assert_allclose(spread, _gaussian_marginal_std(sde, s0, times), rtol=0.08)
+  np.testing.assert_allclose(np.asarray(frames[-1]).mean(0), mu, atol=0.05)
+  with pytest.raises(ValueError, match="num_frames=3 must divide the SDE's N=100"):
+    sampling.pc_trajectory(jax.random.key(0), sde, score_fn, (4, 2), num_frames=3)

@@ -1,18 +1,18 @@
-"""A 2-D convolution whose implementation is chosen per backend, with one parameter layout.
+"""A 2-D convolution with a choice of implementations and one parameter layout.
 
-XLA:CPU computes the weight gradient of a convolution very slowly once the input activations are
-large (docs/performance.md; scripts/bench_conv.py times single layers), while the same product
-written as an im2col matmul runs at matmul speed. All implementations here compute the same
-function with the same kernel [kh, kw, cin, cout], so a checkpoint trained with one loads into
-the others:
+All implementations compute the same function with the same kernel [kh, kw, cin, cout], so a
+checkpoint trained with one loads into the others:
 
   "xla"    : lax.conv_general_dilated (flax.linen.Conv semantics), forward and both gradients;
   "im2col" : pad, kh * kw strided slices concatenated on channels, one matmul (forward too);
   "hybrid" : XLA's convolution for the forward pass and the input gradient, the im2col matmul
              for the weight gradient (a custom JVP, so forward- and reverse-mode both work);
-  "auto"   : "hybrid" on CPU for a layer whose input has at least HYBRID_MIN_ELEMENTS values
-             and HYBRID_MIN_CHANNELS channels, "xla" otherwise and on GPU/TPU (measurements in
-             docs/performance.md).
+  "auto"   : "xla" on every backend (the default; why in docs/performance.md).
+
+"hybrid" and "im2col" were written for older XLA:CPU releases, whose convolution weight gradient
+ran at a few GFLOP/s; with jaxlib 0.10 XLA:CPU runs every convolution (through YNNPACK by
+default) 2-5x faster than the im2col matmul, gradients included, so they remain only as options
+to compare against (`python -m msgm_jax.bench --conv=xla,hybrid`).
 """
 
 import functools
@@ -21,17 +21,9 @@ from typing import Any, Sequence, Tuple, Union
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax import lax
 
 CONV_IMPLS = ("auto", "xla", "im2col", "hybrid")
-# Chosen by measurement on the 2-core CI machine (docs/performance.md: `python -m msgm_jax.bench
-# --conv=xla,hybrid`): XLA's weight gradient degrades once a layer's input holds about a million
-# values (MNIST U-Net, nf 32, batch 64 x 28 x 28: train step xla 3.22 s, hybrid 2.46 s, auto
-# 2.44 s), while for small layers (digits, 8 x 8) XLA alone is fastest. The forward pass
-# (sampling) is always XLA's: im2col's forward is slower there.
-HYBRID_MIN_ELEMENTS = 1 << 20
-HYBRID_MIN_CHANNELS = 32
 
 Padding = Union[str, Sequence[Tuple[int, int]]]
 
@@ -42,15 +34,17 @@ def default_init(scale: float = 1.0):
   return jax.nn.initializers.variance_scaling(scale, "fan_avg", "uniform")
 
 
-def resolve_impl(impl: str, x_shape: Sequence[int], backend: str = "") -> str:
-  """Maps "auto" to "hybrid" or "xla" for a layer with input shape [B, H, W, Cin] on `backend`."""
+def resolve_impl(impl: str) -> str:
+  """Maps "auto" to the implementation it stands for ("xla").
+
+  Measured on the 2-core CPU machine with jaxlib 0.10.2 (docs/performance.md, "Convolution
+  choice"): XLA's weight gradient beats the im2col matmul of "hybrid" on every layer of the
+  MNIST and CIFAR-10 DDPM U-Nets (e.g. 64 x 28 x 28 x 32 -> 32: 20 ms vs 94 ms), and the train
+  step with "xla" takes 0.79x the CPU time of the old size rule (0.65x on CIFAR-10).
+  """
   if impl not in CONV_IMPLS:
     raise ValueError(f"conv_impl must be one of {CONV_IMPLS}, got {impl!r}")
-  if impl != "auto":
-    return impl
-  backend = backend or jax.default_backend()
-  big = np.prod(x_shape) >= HYBRID_MIN_ELEMENTS and x_shape[-1] >= HYBRID_MIN_CHANNELS
-  return "hybrid" if backend == "cpu" and big else "xla"
+  return "xla" if impl == "auto" else impl
 
 
 def _explicit_pads(padding: Padding, in_hw, kernel_hw, strides, lhs_dilation):
@@ -120,7 +114,7 @@ def conv2d(x: jax.Array, w: jax.Array, *, strides: Sequence[int] = (1, 1),
   """
   strides, lhs_dilation = tuple(strides), tuple(lhs_dilation)
   pads = _explicit_pads(padding, x.shape[1:3], w.shape[:2], strides, lhs_dilation)
-  impl = resolve_impl(impl, x.shape)
+  impl = resolve_impl(impl)
   if impl == "xla":
     return _xla(x, w, strides, pads, lhs_dilation)
   if impl == "hybrid":

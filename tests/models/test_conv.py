@@ -80,18 +80,12 @@ def test_hybrid_forward_mode_matches_lax(conv_results, case):
                              rtol=1e-4, atol=1e-4)
 
 
-def test_auto_choice_by_backend_and_size():
-  n = conv.HYBRID_MIN_ELEMENTS
-  big = (n // (16 * 16 * 64), 16, 16, 64)
-  small = (1, 16, 16, 64)
-  assert conv.resolve_impl("auto", big, backend="cpu") == "hybrid"
-  assert conv.resolve_impl("auto", small, backend="cpu") == "xla"
-  assert conv.resolve_impl("auto", (n, 1, 1, 3), backend="cpu") == "xla"  # too few channels
-  assert conv.resolve_impl("auto", big, backend="gpu") == "xla"
-  assert conv.resolve_impl("auto", big, backend="tpu") == "xla"
-  assert conv.resolve_impl("im2col", small, backend="gpu") == "im2col"
+def test_auto_is_xla_and_names_are_checked():
+  assert conv.resolve_impl("auto") == "xla"
+  for impl in ("xla", "im2col", "hybrid"):
+    assert conv.resolve_impl(impl) == impl
   with pytest.raises(ValueError, match="conv_impl"):
-    conv.resolve_impl("fast", small)
+    conv.resolve_impl("fast")
 
 
 def test_conv_module_is_flax_conv_with_portable_params(fast_jit):
