@@ -2,6 +2,7 @@
 
   python -m msgm_jax.bench --config=configs/<file>.py [--steps=10] [--what=all|train|forward|...]
       [--conv=xla,hybrid] [--sample_steps=20] [--out=bench.json] [--config.<field>=...]
+  python -m msgm_jax.bench --config=configs/<file>.py --what=flops   # FLOPs only, no compile
 
 Nothing is read from disk but the config: batches are random arrays of the data's shape, so a
 dataset need not be prepared. Every function is compiled ahead of time (the compile seconds are
@@ -36,8 +37,9 @@ def _define_flags():
                                   lock_config=True)
   flags.DEFINE_integer("steps", 10, "Timed calls per measurement (after the warm-up).")
   flags.DEFINE_integer("warmup", 2, "Untimed calls after compilation.")
-  flags.DEFINE_enum("what", "all", ["train", "forward", "sample", "ode", "all"],
-                    "What to measure ('all': train, sample and ode).")
+  flags.DEFINE_enum("what", "all", ["train", "forward", "sample", "ode", "all", "flops"],
+                    "What to measure ('all': train, sample and ode; 'flops': only XLA's FLOP "
+                    "count of a train step, nothing compiled or run).")
   flags.DEFINE_list("conv", [], "Also time the train step with each of these model.conv_impl "
                     "values (e.g. xla,hybrid,im2col,auto): the CPU convolution choice.")
   flags.DEFINE_integer("sample_steps", 20, "PC steps actually run per timed sample; the time of a "
@@ -68,6 +70,42 @@ def _peak(run: train.Run) -> Optional[float]:
   return measure.peak_flops(run.devices[0].device_kind, str(jnp.dtype(run.config.model.dtype)))
 
 
+def _step_flops(p_step, state, batch, pattern) -> Optional[float]:
+  """One device's XLA FLOPs for one step. XLA counts a loop body once, so they come from one
+  step (lowered only, not compiled)."""
+  one = jax.tree.map(lambda x: x[:, :1], batch)
+  return measure.lowered_flops(p_step, state, one, jax.random.key(0),
+                               None if pattern is None else pattern[:1])
+
+
+def train_flops(config) -> Dict[str, Any]:
+  """XLA's FLOPs of one train step of `config` on one device at the global batch, from the
+  lowered program of abstract parameters (nothing is initialised, compiled or run, so the
+  paper's configs fit on a CPU); for the MSGM regime a moderating step, a skipped one and
+  their `average` over msgm.period. Also the bytes a data-parallel step all-reduces: float32
+  gradients of every parameter (`grad_allreduce_bytes`)."""
+  config = _with(config, **{"training.num_devices": 1, "training.steps_per_call": 1})
+  rows = {"dsm": _with(config, **{"training.regime": "standard"})}
+  if config.training.regime == "msgm":
+    rows = {"moderating": _with(config, **{"msgm.period": 1}),
+            "skipped": _with(config, **{"msgm.period": 2**30}), **rows}
+  out = {}
+  for name, cfg in rows.items():
+    run = train.build_run(cfg, workdir="")
+    # [1, ...] leaves: the state as replicated onto the one device.
+    state = jax.tree.map(lambda x: jax.ShapeDtypeStruct((1,) + x.shape, x.dtype),
+                         jax.eval_shape(lambda r=run: train.fresh_state(r)))
+    out[name] = _step_flops(train.compiled_step(run), state, _random_batch(run),
+                            train.moderation_pattern(run, 1, 1))
+  if "moderating" in out and None not in out.values():
+    period = config.msgm.period
+    out["average"] = (out["moderating"] + (period - 1) * out["skipped"]) / period
+  run = train.build_run(config, workdir="")
+  out["params"] = param_count(run.model, run.shape)
+  out["grad_allreduce_bytes"] = 4 * out["params"]
+  return out
+
+
 def bench_train(run: train.Run, steps: int, warmup: int) -> Dict[str, Any]:
   """Seconds per optimisation step (a call runs training.steps_per_call of them).
 
@@ -80,10 +118,7 @@ def bench_train(run: train.Run, steps: int, warmup: int) -> Dict[str, Any]:
   p_step = train.compiled_step(run)
   pattern = train.moderation_pattern(run, 1, k)
   compiled, compile_s = measure.compile_timed(p_step, state, batch, run.key, pattern)
-  # XLA counts a loop body once, so FLOPs come from one step (lowered only, not compiled).
-  one = jax.tree.map(lambda x: x[:, :1], batch)
-  flops = measure.lowered_flops(p_step, state, one, run.key,
-                                None if pattern is None else pattern[:1])
+  flops = _step_flops(p_step, state, batch, pattern)
   box = {"state": state}
 
   def call():
@@ -184,7 +219,7 @@ def bench_sample(config, steps: int, warmup: int, method: str,
     return x
 
   seconds = measure.time_calls(call, steps, warmup)
-  nfe = int(np.max(np.asarray(nfe_box["nfe"])))
+  nfe = int(np.max(parallel.gather(nfe_box["nfe"])))
   flops_per_nfe = _score_flops(run, variables, per_dev)
   out = {"batch": per_dev * run.n_dev, "compile_s": compile_s, "nfe": nfe,
          "seconds": seconds, "nfe_per_s": nfe / seconds["median"],
@@ -202,6 +237,8 @@ def bench_sample(config, steps: int, warmup: int, method: str,
 def run_bench(config, what: str = "all", steps: int = 10, warmup: int = 2,
               conv=(), sample_steps: int = 20) -> Dict[str, Any]:
   """The JSON-ready measurements of `config` (see the module docstring)."""
+  if what == "flops":
+    return {"model": config.model.name, "train_flops": train_flops(config)}
   run = train.build_run(config, workdir="")
   result = {**measure.device_info(run.devices), "dtype": str(jnp.dtype(config.model.dtype)),
             "model": config.model.name, "data_shape": list(run.shape),

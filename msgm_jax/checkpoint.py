@@ -28,6 +28,8 @@ import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
 
+from msgm_jax import distributed, parallel
+from msgm_jax.cli import first_line
 
 class CheckpointMismatch(ValueError):
   """The checkpoint was written by a model of a different shape."""
@@ -77,13 +79,6 @@ def _checkpoint_root(path: str) -> Tuple[str, Optional[int]]:
   return path, None
 
 
-def _reason(error: Exception) -> str:
-  """The first line of an error, short enough for a one-line message."""
-  text = str(error).strip().splitlines()[0] if str(error).strip() else ""
-  text = f"{type(error).__name__}: {text}" if text else type(error).__name__
-  return text if len(text) <= 160 else text[:157] + "..."
-
-
 _QUIET = []
 
 
@@ -104,14 +99,6 @@ def _quiet_failed_reads() -> None:
   py_logging.getLogger("asyncio").addFilter(
       lambda record: "exception was never retrieved" not in record.getMessage())
   _QUIET.append(hook)
-
-
-def _all_processes_agree(ok: bool) -> bool:
-  """True when `ok` holds on every process (each reads its own shards of a checkpoint)."""
-  if jax.process_count() == 1:
-    return ok
-  from jax.experimental import multihost_utils  # pylint: disable=import-outside-toplevel
-  return bool(np.all(multihost_utils.process_allgather(np.asarray(ok))))
 
 
 class Checkpointer:
@@ -146,8 +133,10 @@ class Checkpointer:
 
   def save(self, step: int, state: Any, meta: Dict[str, Any]) -> None:
     """Starts an asynchronous save (the previous one is waited for first, by Orbax); meta gets
-    the state's checksum."""
+    the state's checksum. With several processes every one calls it with its (equal) copy;
+    one checkpoint is written (the arrays by process 0, see parallel.to_process_replicated)."""
     meta = {**meta, "state_digest": state_digest(state)}
+    state = parallel.to_process_replicated(state)
     self._mngr.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
                                                   meta=ocp.args.JsonSave(meta)))
 
@@ -157,7 +146,7 @@ class Checkpointer:
       return self._mngr.restore(step, args=ocp.args.Composite(
           meta=ocp.args.JsonRestore()))["meta"]
     except Exception as e:  # Orbax raises many types for damaged files
-      raise CheckpointUnreadable(f"checkpoint {self.path(step)} cannot be read ({_reason(e)})",
+      raise CheckpointUnreadable(f"checkpoint {self.path(step)} cannot be read ({first_line(e)})",
                                  step) from e
 
   def newest_meta(self) -> Optional[Tuple[int, Dict[str, Any]]]:
@@ -179,16 +168,17 @@ class Checkpointer:
     saved = meta.get("param_shapes")
     if saved is not None:
       check_shapes(saved, param_shapes(like.params), self.path(step))
-    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
+    abstract = parallel.process_replicated_like(
+        jax.tree.map(ocp.utils.to_shape_dtype_struct, like))
     try:
-      state = self._mngr.restore(step, args=ocp.args.Composite(
-          state=ocp.args.StandardRestore(abstract)))["state"]
+      state = parallel.from_process_replicated(self._mngr.restore(
+          step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))["state"])
       intact = meta.get("state_digest") in (None, state_digest(state))
       reason = "its arrays do not match the checksum saved with them"
     except Exception as e:  # Orbax raises many types for damaged files
       _quiet_failed_reads()
-      intact, reason = False, _reason(e)
-    if not _all_processes_agree(intact):
+      intact, reason = False, first_line(e)
+    if not distributed.all_agree(intact):
       raise CheckpointUnreadable(f"checkpoint {self.path(step)} cannot be read ({reason})", step)
     return state, meta
 
@@ -202,9 +192,7 @@ class Checkpointer:
     target = target if n == 0 else f"{target}.{n}"
     if jax.process_index() == 0:
       os.rename(self.path(step), target)
-    if jax.process_count() > 1:
-      from jax.experimental import multihost_utils  # pylint: disable=import-outside-toplevel
-      multihost_utils.sync_global_devices(f"msgm_jax set aside {step}")
+    distributed.barrier(f"set_aside/{step}")
     self._mngr.reload()
     return target
 

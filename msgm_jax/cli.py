@@ -94,6 +94,13 @@ def _describe(error: Exception, flag_names: Sequence[str], config) -> str:
   return text
 
 
+def first_line(error: Exception) -> str:
+  """`Type: first line of the message` of an error, short enough for a one-line message."""
+  text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+  text = f"{type(error).__name__}: {text}" if text else type(error).__name__
+  return text if len(text) <= 160 else text[:157] + "..."
+
+
 def wants_traceback(argv: Sequence[str]) -> bool:
   return any(a in ("--traceback", "--traceback=true", "--traceback=True", "--traceback=1")
              for a in argv)

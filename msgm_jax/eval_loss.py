@@ -67,7 +67,8 @@ def model_batches(spec: data.DataSpec, source: data.Source, batch_size: int, num
 def map_examples(p_fn: Callable, p_variables: Any, batches: Iterable[Dict[str, np.ndarray]],
                  key: Array, devices: Sequence,
                  on_batch: Optional[Callable[[int], None]] = None) -> Dict[str, np.ndarray]:
-  """Runs p_fn = parallel.data_parallel_map(fn) over host batches.
+  """Runs p_fn = parallel.data_parallel_map(fn) over global host batches (with several
+  processes each computes its rows and every process gets all outputs).
 
   p_variables: replicated. Batch b gets the key fold_in(key, b). on_batch(b + 1) is called
   after each batch (progress). Returns {name: [n]}: the outputs of the real (mask True)
@@ -75,10 +76,9 @@ def map_examples(p_fn: Callable, p_variables: Any, batches: Iterable[Dict[str, n
   """
   outs: List[Dict[str, np.ndarray]] = []
   for b, batch in enumerate(batches):
-    inputs = parallel.shard({"x": batch["x"], "ids": batch["ids"]}, len(devices))
-    out = p_fn(p_variables, parallel.put_sharded(inputs, devices), jax.random.fold_in(key, b))
-    # [n_devices, B / n_devices] -> [B] in the global order `shard` split.
-    outs.append({k: np.asarray(v).reshape(-1)[batch["mask"]] for k, v in out.items()})
+    out = parallel.map_global_batch(p_fn, p_variables, {"x": batch["x"], "ids": batch["ids"]},
+                                    jax.random.fold_in(key, b), devices)
+    outs.append({k: v.reshape(-1)[batch["mask"]] for k, v in out.items()})
     if on_batch is not None:
       on_batch(b + 1)
   return {k: np.concatenate([o[k] for o in outs]) for k in outs[0]}

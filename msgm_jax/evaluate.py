@@ -172,7 +172,7 @@ class Evaluator:
 
   def likelihood_batch(self) -> int:
     """The likelihood batch: eval.batch_size, or fewer when fewer examples are asked for."""
-    n_dev = len(self.devices)
+    n_dev = parallel.device_count(self.devices)
     return min(self.settings.batch_size, -(-self.settings.bpd_num_examples // n_dev) * n_dev)
 
   def likelihood(self, p_variables, subset: str) -> Dict[str, Any]:
@@ -323,7 +323,7 @@ def evaluate(config, workdir: str, *, allow_config_change: bool = False,
       if sample_eval is not None:
         for subset, rate in sample_eval.real_rates().items():  # the floor and the recall
           results[subset].update(rate)
-        store = sample_lib.store_dir(store_root, config, step, run.n_dev)
+        store = sample_lib.store_dir(store_root, config, step, run.n_global)
         results["samples"] = sample_eval(p_ema, store, label)
       records[step] = make_record(step, results, run.spec, settings)
       # One event file per evaluation; an earlier result of this step (--overwrite) goes.

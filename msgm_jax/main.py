@@ -3,17 +3,22 @@
   python -m msgm_jax.main --config=configs/<file>.py --workdir=<dir> [--mode=train]
   overrides: --config.training.n_iters=100 (the config is locked: typos fail loudly)
 
+Several processes (TPU pod slices, multi-node GPU jobs; msgm_jax/distributed.py) run this same
+command: on TPU VMs and in SLURM steps of several tasks they connect by themselves, elsewhere
+add --coordinator_address=<host of process 0>:<port> --num_processes=N --process_id=i.
+
 Every mistake in the command, the config or the workdir ends the run before anything is built,
 with one `msgm_jax: error:` line naming the fix and exit status 2; --traceback shows the full
-trace instead (for bug reports).
+trace instead (for bug reports). With several processes, an error in one stops all of them,
+each printing the message.
 """
 
-import sys
+import traceback
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from msgm_jax import cli, modes, validate
+from msgm_jax import cli, distributed, modes, validate
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Path to a config file (configs/*.py).",
@@ -27,7 +32,34 @@ flags.DEFINE_bool("allow_config_change", False,
 flags.DEFINE_bool("overwrite", False,
                   "Replace existing sample files and re-evaluate already evaluated checkpoints "
                   "(same checkpoint and settings).")
+flags.DEFINE_enum("distributed", "auto", distributed.MODES,
+                  "Multi-process runtime: auto (with --coordinator_address, in a SLURM step of "
+                  "several tasks or on a Cloud TPU VM), on (always; JAX detects the cluster) "
+                  "or off (one process).")
+flags.DEFINE_string("coordinator_address", "",
+                    "host:port of process 0's coordination service (several processes).")
+flags.DEFINE_integer("num_processes", None, "Number of processes (with --coordinator_address).")
+flags.DEFINE_integer("process_id", None, "This process's index, 0..num_processes-1.")
+flags.DEFINE_list("local_device_ids", None,
+                  "Devices this process uses, e.g. 0,1,2,3 (SLURM otherwise gives one GPU per "
+                  "task).")
+flags.DEFINE_integer("init_timeout", 300, "Seconds for all processes to connect.")
+flags.DEFINE_integer("heartbeat_timeout", 100,
+                     "Seconds after which a silent process counts as dead and JAX stops all.")
 flags.mark_flags_as_required(["config"])
+
+
+def _distributed_settings() -> distributed.Settings:
+  ids = FLAGS.local_device_ids
+  if ids is not None:
+    if not all(i.strip().isdigit() for i in ids):
+      raise distributed.DistributedError(
+          f"--local_device_ids={','.join(ids)} must be device numbers, e.g. 0,1,2,3")
+    ids = [int(i) for i in ids]
+  return distributed.Settings(
+      mode=FLAGS.distributed, coordinator_address=FLAGS.coordinator_address,
+      num_processes=FLAGS.num_processes, process_id=FLAGS.process_id, local_device_ids=ids,
+      init_timeout=FLAGS.init_timeout, heartbeat_timeout=FLAGS.heartbeat_timeout)
 
 
 def main(argv):
@@ -39,13 +71,21 @@ def main(argv):
   options = modes.Options(allow_config_change=FLAGS.allow_config_change,
                           overwrite=FLAGS.overwrite)
   try:
+    distributed.initialize(_distributed_settings())
     validate.startup(FLAGS.config, FLAGS.workdir, FLAGS.mode)
     modes.MODES.get(FLAGS.mode)(FLAGS.config, FLAGS.workdir, options)
   except modes.USER_ERRORS as e:
-    if FLAGS.traceback:
+    if FLAGS.traceback and not distributed.connected():
       raise
-    print(f"{cli.PREFIX} {' '.join(str(e).split())}", file=sys.stderr)
-    sys.exit(2)
+    if FLAGS.traceback:
+      traceback.print_exc()
+    distributed.stop_all(" ".join(str(e).split()), 2)
+  except Exception as e:  # pylint: disable=broad-except
+    if not distributed.connected():
+      raise
+    # With several processes a plain raise would leave the others waiting in a collective.
+    traceback.print_exc()
+    distributed.stop_all(f"{cli.first_line(e)} (the traceback is in this process's log)", 1)
 
 
 if __name__ == "__main__":

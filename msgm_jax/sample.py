@@ -5,12 +5,13 @@
 Checkpoint: step eval.begin_ckpt when it is non-zero (it must exist and read), else the newest
 intact one (a damaged newer one is moved aside, msgm_jax/checkpoint.py). The config must agree
 with the run's (msgm_jax/agreement.py). The sampler is config.sampling's (pc or ode), pmapped
-over the local devices by parallel.data_parallel_sampler, sampling.batch_size samples per call
-(rounded up to a multiple of the devices), repeated until eval.num_samples, with a progress bar.
+over the devices of every process by parallel.data_parallel_sampler, sampling.batch_size
+samples per call (rounded up to a multiple of the devices), repeated until eval.num_samples
+in all, with a progress bar; process 0 writes the files.
 Writes <workdir>/samples/eval_<step>_<tag>.npz, <tag> naming the settings that determine the
 samples (sample_tag: the sampling and adjust sections, eval.num_samples, the seed, the data,
-the model and the SDE), with 'samples' (model space, float32 [N, *data shape]), 'settings' (those fields, a
-JSON string) and, for images, 'images' (uint8 [N, H, W, C]: score_sde's clip(x * 255, 0, 255)
+the model and the SDE), with 'samples' (model space, float32 [N, *data shape]), 'settings'
+(those fields, a JSON string) and, for images, 'images' (uint8 [N, H, W, C]: score_sde's clip(x * 255, 0, 255)
 after the inverse scaler, truncated), and eval_<step>_<tag>.png (a grid of the first 256
 images, or a scatter plot of all 2-D points). Existing files of the same checkpoint and
 settings are replaced only with overwrite (--overwrite).
@@ -28,7 +29,8 @@ import jax
 import numpy as np
 from absl import logging
 
-from msgm_jax import agreement, builders, data, parallel, progress, restore, train
+from msgm_jax import (agreement, builders, data, distributed, parallel, progress, restore,
+                      train)
 from msgm_jax.restore import pick_step  # noqa: F401  (sample.pick_step, as before)
 from msgm_jax import writer as writer_lib
 
@@ -88,21 +90,24 @@ def _store_batch(store: str, i: int, x: np.ndarray) -> None:
 def draw(sampler: Callable, p_variables, key: jax.Array, num_samples: int,
          on_batch: Optional[Callable[[int], None]] = None,
          store: Optional[str] = None) -> np.ndarray:
-  """Calls sampler(fold_in(key, i), p_variables) -> [n_devices, b, ...] for i = 0, 1, ...
-  until num_samples (then on_batch(i + 1), for progress); returns the first num_samples,
-  [num_samples, ...] numpy.
+  """Calls sampler(fold_in(key, i), p_variables) -> [n_local, b, ...] for i = 0, 1, ...
+  until num_samples (then on_batch(i + 1), for progress); returns the first num_samples of
+  all processes, [num_samples, ...] numpy, on every process (the same as one process over the
+  same number of devices draws).
 
   store: a directory (e.g. store_dir(...)) that keeps each finished batch i; batches found
   there are read instead of drawn, so a rerun after a preemption continues where it stopped
   and ends with the samples of an uninterrupted run (batch i depends on (key, i) only).
+  With several processes (a shared store) process 0 writes, and a batch is read only where
+  every process can read it (drawing is a collective: all draw it or none).
   """
   chunks, have, i = [], 0, 0
   while have < num_samples:
     x = None if store is None else _stored_batch(store, i)
-    if x is None:
-      x = np.asarray(sampler(jax.random.fold_in(key, i), p_variables))
+    if store is None or not distributed.all_agree(x is not None):
+      x = parallel.gather(sampler(jax.random.fold_in(key, i), p_variables))
       x = x.reshape((-1,) + x.shape[2:])
-      if store is not None:
+      if store is not None and jax.process_index() == 0:
         _store_batch(store, i, x)
     if chunks and x.shape != chunks[0].shape:
       raise ValueError(f"sample batch {i} has shape {x.shape}, batch 0 {chunks[0].shape}; "
@@ -138,7 +143,7 @@ def draw_samples(run: train.Run, p_ema, num_samples: int, *, desc: str,
   config's sampler (adjusted by `adjust`; or a `sampler` built before by train.make_sampler,
   to reuse its compilation), data-parallel over run.devices, sampling.batch_size per call,
   with a progress bar (process 0) and, with `store`, resumable (see draw)."""
-  per_call = -(-run.config.sampling.batch_size // run.n_dev) * run.n_dev
+  per_call = -(-run.config.sampling.batch_size // run.n_global) * run.n_global
   sampler = sampler or train.make_sampler(run, adjust)
   with progress.Progress(-(-num_samples // per_call), enabled=jax.process_index() == 0,
                          desc=desc, unit="batch") as bar:

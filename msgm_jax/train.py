@@ -51,7 +51,13 @@ class Run:
 
   @property
   def n_dev(self) -> int:
+    """Local devices: each process splits its share of a batch over these."""
     return len(self.devices)
+
+  @property
+  def n_global(self) -> int:
+    """Devices of all processes: a global batch is split over these."""
+    return parallel.device_count(self.devices)
 
 
 def build_run(config, workdir: str) -> Run:
@@ -167,9 +173,12 @@ def _first_bad_step(pending: List, base_steps: List[int]) -> Optional[int]:
 
 
 def _snapshot_samples(run: Run, sample_fn, p_ema, step: int, writer, outdir: str) -> None:
-  """Draws samples with the (replicated) EMA weights; writes a PNG and a TensorBoard image."""
-  x = sample_fn(jax.random.fold_in(run.key, step), p_ema)
-  x = np.asarray(x).reshape((-1,) + run.shape)
+  """Draws samples with the (replicated) EMA weights on every process; process 0 writes a
+  PNG and a TensorBoard image."""
+  x = parallel.gather(sample_fn(jax.random.fold_in(run.key, step), p_ema))
+  if jax.process_index() != 0:
+    return
+  x = x.reshape((-1,) + run.shape)
   path = os.path.join(outdir, f"samples_{step:08d}.png")
   picture = writer_lib.save_samples_png(path, x, data.get_inverse_scaler(run.spec),
                                         points=run.spec.is_points, title=f"step {step}")
@@ -177,12 +186,13 @@ def _snapshot_samples(run: Run, sample_fn, p_ema, step: int, writer, outdir: str
 
 
 def make_sampler(run: Run, adjust=None, with_nfe: bool = False):
-  """f(key, replicated variables) -> [n_devices, B / n_devices, ...] samples drawn with the
-  sampler of config.sampling, sampling.batch_size (rounded up to the devices) per call.
-  adjust: an optional score transformer (msgm_jax/adjust.py) applied at every step.
-  with_nfe: f returns (samples, nfe [n_devices])."""
+  """f(key, replicated variables) -> [n_local, B / n_devices, ...] samples drawn with the
+  sampler of config.sampling, sampling.batch_size (rounded up to the devices of all
+  processes) per call; parallel.gather joins the processes' parts. adjust: an optional score
+  transformer (msgm_jax/adjust.py) applied at every step. with_nfe: f returns (samples,
+  nfe [n_local])."""
   cfg = run.config
-  per_dev = -(-cfg.sampling.batch_size // run.n_dev)
+  per_dev = -(-cfg.sampling.batch_size // run.n_global)
   fn = builders.model_sampler(builders.SamplerSpec.from_config(cfg.sampling), run.model, run.sde,
                               cfg.training.continuous, (per_dev,) + run.shape, adjust=adjust,
                               with_nfe=with_nfe)
@@ -211,7 +221,7 @@ class _Monitor:
     self.t_last, self.s_last = time.time(), step
 
   def add(self, start: int, metrics) -> None:
-    self.pending.append(metrics["loss"][0])
+    self.pending.append(parallel.unreplicate(metrics["loss"]))
     self.pending_steps.append(start)
 
   def flush(self, step: int, metrics) -> None:
@@ -223,7 +233,7 @@ class _Monitor:
           f"{self.last_saved} in {self.ckpt_dir} (try a lower optim.lr or optim.grad_clip)")
     self.pending, self.pending_steps = [], []
     now = time.time()
-    scalars = {k: float(np.asarray(v)[0, -1]) for k, v in metrics.items()}
+    scalars = {k: float(np.asarray(v)[-1]) for k, v in parallel.unreplicate(metrics).items()}
     scalars["steps_per_sec"] = (step - self.s_last) / max(now - self.t_last, 1e-9)
     self.t_last, self.s_last = now, step
     self.writer.scalars(step, scalars)
@@ -316,7 +326,7 @@ def train_and_evaluate(config, workdir: str, *,
         ckpt.save(step, state, _meta(run, state, step))
         writer.flush()  # the logs up to this checkpoint survive a kill, as the parameters do
         monitor.last_saved = step
-      if sample_fn is not None and step % cfg.snapshot_freq == 0 and is_main:
+      if sample_fn is not None and step % cfg.snapshot_freq == 0:
         _snapshot_samples(run, sample_fn, p_state.ema_params, step, writer,
                           os.path.join(workdir, "samples"))
         writer.flush()

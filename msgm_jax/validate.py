@@ -267,16 +267,15 @@ def _schedule(config) -> None:
 
 @CHECKS.register("devices")
 def _devices(config) -> None:
-  """Batches are split evenly over the devices (and, in training, the processes)."""
+  """Batches are split evenly over the devices of all processes."""
   available = jax.local_device_count()
   if config.training.num_devices > available:
     raise ConfigError(
         f"config field training.num_devices={config.training.num_devices} is more than the "
         f"{available} local devices; set {_override('training.num_devices')}=0 to use all")
-  n_dev = _device_count(config)
-  per_step = n_dev * jax.process_count()
-  sizes = {"training.batch_size": (config.training.batch_size, per_step),
-           "msgm.nsfg_batch_size": (config.msgm.nsfg_batch_size, per_step),
+  n_dev = _device_count(config) * jax.process_count()  # every global batch spans them all
+  sizes = {"training.batch_size": (config.training.batch_size, n_dev),
+           "msgm.nsfg_batch_size": (config.msgm.nsfg_batch_size, n_dev),
            "eval.batch_size": (config.eval.batch_size, n_dev)}
   for path, (value, n) in sizes.items():
     _multiple(path, value, n, f"it is split over {n} devices; or choose the devices with "

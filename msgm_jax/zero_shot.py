@@ -67,10 +67,10 @@ def run_batches(p_fn: Callable, p_variables, x: np.ndarray, key: jax.Array, devi
     for b, start in enumerate(range(0, len(x), batch_size)):
       chunk = x[start:start + batch_size]
       pad = np.zeros((batch_size - len(chunk),) + x.shape[1:], x.dtype)
-      batch = parallel.shard({"x": np.concatenate([chunk, pad])}, len(devices))
-      out = p_fn(p_variables, parallel.put_sharded(batch, devices), jax.random.fold_in(key, b))
-      outs.append({k: np.asarray(v).reshape((batch_size,) + np.shape(v)[2:])[:len(chunk)]
-                   for k, v in out.items()})
+      # This process's rows of the global batch; the outputs of all processes come back.
+      out = parallel.map_global_batch(p_fn, p_variables, {"x": np.concatenate([chunk, pad])},
+                                      jax.random.fold_in(key, b), devices)
+      outs.append({k: v[:len(chunk)] for k, v in out.items()})
       bar.update(b + 1)
   return {k: np.concatenate([o[k] for o in outs]) for k in outs[0]}
 

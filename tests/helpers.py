@@ -14,16 +14,22 @@ TOY_CLI = ["--config=configs/toy2d_single.py", "--config.model.hidden=32",
            "--config.training.eval_freq=0", "--config.model.num_scales=50"]
 
 
-def run_cli(*args, wait=True, timeout=600, env=None):
+def run_cli(*args, wait=True, timeout=600, env=None, logs=None):
   """`python -m msgm_jax.main *args` from the repository root, as a user runs it: one CPU
-  device (unless env says otherwise), a fresh process. wait=False returns the Popen."""
+  device (unless env says otherwise), a fresh process. wait=False returns the Popen, the
+  leader of a process group of its own (os.killpg ends it and anything it started); with
+  logs=<path> its stdout and stderr go to <path>.out and <path>.err instead of pipes (a
+  long run fills a pipe nobody reads and stops)."""
   full = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu")
   full.pop("XLA_FLAGS", None)  # conftest's 8 fake devices are for the tests' own process
   full.update(env or {})
   cmd = [sys.executable, "-m", "msgm_jax.main", *args]
   if not wait:
-    return subprocess.Popen(cmd, env=full, cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    # pylint: disable=consider-using-with  # the files stay open for the child's lifetime
+    out = open(f"{logs}.out", "w") if logs else subprocess.PIPE
+    err = open(f"{logs}.err", "w") if logs else subprocess.PIPE
+    return subprocess.Popen(cmd, env=full, cwd=ROOT, stdout=out, stderr=err, text=True,
+                            start_new_session=True)
   return subprocess.run(cmd, env=full, cwd=ROOT, capture_output=True, text=True,
                         timeout=timeout)
 

@@ -86,6 +86,23 @@ def test_sampler_numbers(toy_result):
     assert r["flops_per_nfe"] > 2 * toy_result["params"] * 64
 
 
+def test_flops_mode_counts_one_step_at_the_global_batch_without_compiling(toy_result):
+  """--what=flops: the train step's FLOPs on one device at the whole global batch, from
+  abstract parameters; a skipped MSGM step costs a DSM step, a moderating one about two."""
+  config = tiny_toy_config()
+  with config.unlocked():
+    config.training.regime = "msgm"
+    config.msgm.period = 4
+  f = bench.run_bench(config, what="flops")["train_flops"]
+  p = toy_result["params"]
+  assert f["params"] == p and f["grad_allreduce_bytes"] == 4 * p
+  # Forward and backward of an MLP: at least 6 FLOPs per parameter and example (batch 64).
+  assert f["dsm"] > 6 * p * 64
+  assert f["skipped"] == pytest.approx(f["dsm"], rel=0.01)
+  assert 1.8 < f["moderating"] / f["dsm"] < 3.5
+  assert f["average"] == pytest.approx((f["moderating"] + 3 * f["skipped"]) / 4)
+
+
 def test_forward_numbers():
   config = tiny_toy_config()
   r = bench.bench_forward(config, steps=2, warmup=1)

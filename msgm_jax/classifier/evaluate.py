@@ -43,7 +43,7 @@ def classification_metrics(labels: np.ndarray, preds: np.ndarray,
 def predict(clf: Classifier, spec: data.DataSpec, split: str, batch_size: int,
             devices: Sequence) -> np.ndarray:
   """Predicted classes int [N] of every image of the split, in order."""
-  n_dev = len(devices)
+  n_dev = parallel.device_count(devices)
   batch_size = -(-batch_size // n_dev) * n_dev
   fn = lambda params, batch, key: {"pred": jnp.argmax(clf.logits(params, batch["x"]), -1)}  # noqa
   p_fn = parallel.data_parallel_map(fn, devices, distinct_keys=False)

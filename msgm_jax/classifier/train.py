@@ -71,7 +71,7 @@ def train(spec: data.DataSpec, info: ClassifierInfo, *, seed: int, workdir: str,
       step += 1
       save = step % s.snapshot_freq == 0 or step == s.n_iters
       if step % s.log_freq == 0 or save:
-        scalars = {k: float(np.asarray(v)[0]) for k, v in metrics.items()}
+        scalars = {k: float(np.asarray(v)) for k, v in parallel.unreplicate(metrics).items()}
         _check_finite(step, scalars, last_saved)
         writer.scalars(step, scalars)
         bar.update(step, scalars["loss"])

@@ -100,16 +100,19 @@ def build_pixels(options: ExtractorOptions) -> Extractor:
 
 
 class FeatureRunner:
-  """Runs an extractor data-parallel over local devices on host batches of one fixed size.
+  """Runs an extractor data-parallel over the devices (of all processes) on host batches of
+  one fixed size.
 
-  batch_size: the global batch (a multiple of len(devices)); smaller batches are padded, so
-  there is one compilation. Call with images [B <= batch_size, H, W, C] in [0, 1].
+  batch_size: the global batch (a multiple of the devices); smaller batches are padded, so
+  there is one compilation. Call with images [B <= batch_size, H, W, C] in [0, 1], the same
+  on every process; each computes its rows and gets all features.
   """
 
   def __init__(self, extractor: Extractor, devices: Sequence, batch_size: int):
-    if batch_size <= 0 or batch_size % len(devices):
+    n_dev = parallel.device_count(devices)
+    if batch_size <= 0 or batch_size % n_dev:
       raise ValueError(f"the feature batch size {batch_size} must be a positive multiple of "
-                       f"the {len(devices)} local devices")
+                       f"the {n_dev} devices")
     self.extractor, self.devices, self.batch_size = extractor, devices, batch_size
     self.p_params = parallel.replicate(extractor.params, devices)
     fn = extractor.fn
@@ -126,6 +129,5 @@ class FeatureRunner:
     if b < self.batch_size:
       pad = np.zeros((self.batch_size - b,) + images.shape[1:], np.float32)
       images = np.concatenate([images, pad])
-    x = parallel.put_sharded(parallel.shard(images, len(self.devices)), self.devices)
-    out = np.asarray(self.p_fn(self.p_params, x, self.key))
+    out = parallel.map_global_batch(self.p_fn, self.p_params, images, self.key, self.devices)
     return out.reshape(self.batch_size, -1)[:b]

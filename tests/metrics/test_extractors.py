@@ -51,7 +51,7 @@ def test_runner_pads_shards_and_returns_the_real_rows_in_order_with_one_trace():
   assert len(traces) == 1
   with pytest.raises(ValueError, match="holds 1..16 images"):
     runner(np.zeros((17, 4, 4, 1)))
-  with pytest.raises(ValueError, match="multiple of the 8 local devices"):
+  with pytest.raises(ValueError, match="multiple of the 8 devices"):
     metrics.FeatureRunner(ex, DEVICES, batch_size=12)
 
 
