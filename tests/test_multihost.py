@@ -96,6 +96,15 @@ def finish(proc, timeout=DEADLINE):
     return proc.returncode, stdout, err.read()
 
 
+def ours(stdout: str) -> list:
+  """The lines of stdout that the package printed. Gloo's connection messages ("[Gloo] Rank 1
+  is connected to 7 peer ranks. Expected number of connected peer ranks is : 7") come from
+  several threads and interleave, leaving fragments such as a lone "7" that no line filter
+  catches; none of their words is one of ours, so we look for ours instead."""
+  return [line for line in stdout.splitlines()
+          if any(word in line for word in ("train", "eval", "sample", "step", "error", "msgm"))]
+
+
 @pytest.fixture(scope="module")
 def procs(tmp_path_factory):
   p = Processes(str(tmp_path_factory.mktemp("logs")))
@@ -187,12 +196,12 @@ def test_killed_process_stops_the_other_and_the_rerun_resumes_to_the_same_parame
   np.testing.assert_allclose([r["loss"] for r in records[1]], [r["loss"] for r in records[0]],
                              rtol=1e-6)
   (_, out0, _), (_, out1, _) = two["resumed"]
-  assert "train: done at step" in out0 and out1 == ""
+  assert "train: done at step" in out0 and not ours(out1)
 
 
 def test_eval_over_two_processes_equals_one(one_on_two, two):
   (_, out0, _), (_, out1, _) = two["eval"]
-  assert f"eval step {STEPS}: SFG dsm" in out0 and out1 == ""
+  assert f"eval step {STEPS}: SFG dsm" in out0 and not ours(out1)
   (a,), (b,) = (glob.glob(os.path.join(w, "eval", "*", f"ckpt_{STEPS}.json"))
                 for w in (one_on_two, two["workdir"]))
   a, b = json.load(open(a)), json.load(open(b))
@@ -208,7 +217,7 @@ def test_eval_over_two_processes_equals_one(one_on_two, two):
 
 def test_sample_over_two_processes_equals_one(one_on_two, two):
   (_, out0, _), (_, out1, _) = two["sample"]
-  assert "24 samples" in out0 and out1 == ""
+  assert "24 samples" in out0 and not ours(out1)
   (a,), (b,) = (glob.glob(os.path.join(w, "samples", f"eval_{STEPS}_*.npz")) for w in
                 (one_on_two, two["workdir"]))
   with np.load(a) as a, np.load(b) as b:
