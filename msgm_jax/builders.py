@@ -58,16 +58,18 @@ def score_fn_builder(model, sde, continuous: bool, train: bool, flow: bool = Fal
   flow: the parametrisation of the probability-flow ODE, for ODE sampling and likelihoods).
 
   dropout_keys: None (train=False), or [B] keys, one per example of the batch the score is
-  called on. A model with dropout then runs per example; one without runs batched (the keys
-  are not used, and the compiled step is the plain batched one).
+  called on. A model with dropout then runs per example (under vmap, or batched for models
+  that set `example_dropout`, models/dropout.py); one without runs batched (the keys are not
+  used, and the compiled step is the plain batched one).
   """
   from msgm_jax.models.utils import make_score_fn  # pylint: disable=import-outside-toplevel
   per_example = train and getattr(model, "dropout", 0.0) > 0
+  batched = getattr(model, "example_dropout", False)  # per-example masks without vmap
 
   def build(variables, keys):
     rng = keys if per_example or keys is None else keys[0]
     return make_score_fn(model.apply, variables, sde, continuous=continuous, train=train, rng=rng,
-                         flow=flow)
+                         flow=flow, example_dropout=batched)
 
   return build
 

@@ -1,6 +1,6 @@
 """Fields and helpers shared by the image score networks (DDPM U-Net, NCSN++ family)."""
 
-from typing import Any, Tuple
+from typing import Any, ClassVar, Tuple
 
 import flax.linen as nn
 import jax
@@ -34,6 +34,9 @@ class ScoreUNet(nn.Module):
   nonlinearity: str = "swish"
   conv_impl: str = "auto"
   dtype: Any = jnp.float32
+
+  # Its dropout layers (models.dropout.Dropout) draw per-example masks in one batched pass.
+  example_dropout: ClassVar[bool] = True
 
   def ladder_sigmas(self, labels: jax.Array) -> jax.Array:
     """labels [B] (integer-valued) -> sigma [B] of the descending SMLD ladder (0 = sigma_max)."""

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 
 from msgm_jax.models import upfirdn
 from msgm_jax.models.conv import conv2d, default_init
+from msgm_jax.models.dropout import Dropout
 from msgm_jax.models.layers import (NIN, conv1x1, conv3x3, dense, get_act, group_norm,
                                     skip_add)
 
@@ -97,7 +98,7 @@ def _residual_branch(block: nn.Module, x: jax.Array, temb: Optional[jax.Array], 
   if temb is not None:  # a per-channel bias from the time embedding
     h = h + dense(act(temb), out_ch, block.dtype)[:, None, None, :]
   h = act(group_norm(h, num_groups, block.dtype))
-  h = nn.Dropout(block.dropout)(h, deterministic=not train)
+  h = Dropout(block.dropout)(h, deterministic=not train)
   return conv3x3(h, out_ch, init_scale=block.init_scale, **conv)
 
 

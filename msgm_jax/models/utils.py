@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from msgm_jax import sde as sde_lib
+from msgm_jax.models import dropout
 
 Array = jax.Array
 ScoreFn = Callable[[Array, Array], Array]
@@ -62,13 +63,15 @@ def _is_key_batch(rng) -> bool:
 
 def make_score_fn(apply_fn: Callable[..., Array], params: Any, sde, *, continuous: bool = True,
                   train: bool = False, rng: Optional[Array] = None,
-                  flow: bool = False) -> ScoreFn:
+                  flow: bool = False, example_dropout: bool = False) -> ScoreFn:
   """Wraps a network into score_fn(x [B, ...], t [B]) -> score [B, ...].
 
   apply_fn(variables, x, labels, train=..., rngs=...) is e.g. `model.apply`; `params` is the full
   variables dict ({'params': ...}); train=True enables dropout with rngs={'dropout': rng}, rng
   one key, or [B] typed keys: one per example of the batch the score is then called on (the
-  network runs per example under vmap; GroupNorm and attention are per example anyway).
+  network runs per example under vmap; GroupNorm and attention are per example anyway), or,
+  with example_dropout (networks whose dropout is models.dropout.Dropout, e.g. the ScoreUNets),
+  batched with the same masks, which is faster.
   VP / sub-VP: the network predicts the noise z (x = mean + std z) and score = -out / std.
   VE: the network output is the score (NCSN++ divides by sigma itself when scale_by_sigma).
 
@@ -89,6 +92,9 @@ def make_score_fn(apply_fn: Callable[..., Array], params: Any, sde, *, continuou
     if train and _is_key_batch(rng):
       # One dropout stream per example: the masks of an example do not depend on the rest of
       # the batch, so a global batch split over devices sees the masks of one device.
+      if example_dropout:
+        with dropout.example_keys(rng):
+          return apply_fn(params, x, labels, train=True, rngs={"dropout": rng[0]})
       one = lambda x1, l1, k: apply_fn(params, x1[None], l1[None], train=True,
                                        rngs={"dropout": k})[0]
       return jax.vmap(one)(x, labels, rng)
