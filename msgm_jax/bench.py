@@ -3,6 +3,7 @@
   python -m msgm_jax.bench --config=configs/<file>.py [--steps=10] [--what=all|train|forward|...]
       [--conv=xla,hybrid] [--sample_steps=20] [--out=bench.json] [--config.<field>=...]
   python -m msgm_jax.bench --config=configs/<file>.py --what=flops   # FLOPs only, no compile
+  python -m msgm_jax.bench --config=configs/<file>.py --what=profile --steps=3  # per-op times
 
 Nothing is read from disk but the config: batches are random arrays of the data's shape, so a
 dataset need not be prepared. Every function is compiled ahead of time (the compile seconds are
@@ -24,7 +25,7 @@ import numpy as np
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from msgm_jax import builders, measure, parallel, train
+from msgm_jax import builders, measure, opprofile, parallel, train
 from msgm_jax.models.summary import param_count
 
 FLAGS = flags.FLAGS
@@ -37,9 +38,11 @@ def _define_flags():
                                   lock_config=True)
   flags.DEFINE_integer("steps", 10, "Timed calls per measurement (after the warm-up).")
   flags.DEFINE_integer("warmup", 2, "Untimed calls after compilation.")
-  flags.DEFINE_enum("what", "all", ["train", "forward", "sample", "ode", "all", "flops"],
+  flags.DEFINE_enum("what", "all", ["train", "forward", "sample", "ode", "all", "flops",
+                                    "profile"],
                     "What to measure ('all': train, sample and ode; 'flops': only XLA's FLOP "
-                    "count of a train step, nothing compiled or run).")
+                    "count of a train step, nothing compiled or run; 'profile': where the train "
+                    "step's time goes, per operation category, over --steps calls).")
   flags.DEFINE_list("conv", [], "Also time the train step with each of these model.conv_impl "
                     "values (e.g. xla,hybrid,im2col,auto): the CPU convolution choice.")
   flags.DEFINE_integer("sample_steps", 20, "PC steps actually run per timed sample; the time of a "
@@ -106,12 +109,9 @@ def train_flops(config) -> Dict[str, Any]:
   return out
 
 
-def bench_train(run: train.Run, steps: int, warmup: int) -> Dict[str, Any]:
-  """Seconds per optimisation step (a call runs training.steps_per_call of them).
-
-  Every timed call runs the steps that the first call of a run (from step 1) would: for the
-  moderated and skipped MSGM rows, msgm_rows sets msgm.period so that all of them moderate or
-  none does."""
+def _train_call(run: train.Run):
+  """The AOT-compiled train step on a random batch -> (call, compiled, compile_s, flops); each
+  call() runs the steps that the first call of a run (from step 1) would and returns the loss."""
   k = run.config.training.steps_per_call
   state = parallel.replicate(train.fresh_state(run), run.devices)
   batch = _random_batch(run)
@@ -125,6 +125,17 @@ def bench_train(run: train.Run, steps: int, warmup: int) -> Dict[str, Any]:
     box["state"], metrics = compiled(box["state"], batch, run.key)
     return metrics["loss"]
 
+  return call, compiled, compile_s, flops
+
+
+def bench_train(run: train.Run, steps: int, warmup: int) -> Dict[str, Any]:
+  """Seconds per optimisation step (a call runs training.steps_per_call of them).
+
+  Every timed call runs the steps that the first call of a run (from step 1) would: for the
+  moderated and skipped MSGM rows, msgm_rows sets msgm.period so that all of them moderate or
+  none does."""
+  k = run.config.training.steps_per_call
+  call, _, compile_s, flops = _train_call(run)
   seconds = measure.time_calls(call, steps, warmup)
   per_step = measure.scale_times(seconds, 1.0 / k)
   global_batch = run.config.training.batch_size
@@ -133,6 +144,18 @@ def bench_train(run: train.Run, steps: int, warmup: int) -> Dict[str, Any]:
          "flops_per_step": flops * run.n_dev if flops else None}
   out.update(measure.throughput(flops, per_step["median"], run.n_dev, _peak(run)))
   return out
+
+
+def profile_train(config, steps: int, warmup: int) -> Dict[str, Any]:
+  """Per-operation profile of the train step (opprofile.py), ms per call; an MSGM config's
+  step moderates (msgm.period = 1). Profiling slows the step; time it with --what=train."""
+  if config.training.regime == "msgm":
+    config = _with(config, **{"msgm.period": 1})
+  call, compiled, _, _ = _train_call(train.build_run(config, workdir=""))
+  for _ in range(max(warmup, 1)):
+    jax.block_until_ready(call())
+  return {"steps_per_call": config.training.steps_per_call,
+          **opprofile.profile_calls(call, compiled, steps)}
 
 
 def _with(config, **fields):
@@ -239,6 +262,8 @@ def run_bench(config, what: str = "all", steps: int = 10, warmup: int = 2,
   """The JSON-ready measurements of `config` (see the module docstring)."""
   if what == "flops":
     return {"model": config.model.name, "train_flops": train_flops(config)}
+  if what == "profile":
+    return {"model": config.model.name, "profile": profile_train(config, steps, warmup)}
   run = train.build_run(config, workdir="")
   result = {**measure.device_info(run.devices), "dtype": str(jnp.dtype(config.model.dtype)),
             "model": config.model.name, "data_shape": list(run.shape),

@@ -112,6 +112,18 @@ def test_forward_numbers():
   assert r["flops"] > 0 and r["mfu"] is None
 
 
+def test_profile_mode_times_the_moderating_step_per_category():
+  config = tiny_toy_config()
+  with config.unlocked():
+    config.training.regime = "msgm"
+  p = bench.run_bench(config, what="profile", steps=1, warmup=1)["profile"]
+  assert p["calls"] == 1 and p["steps_per_call"] == config.training.steps_per_call
+  # the MLP's layers are dots, forward and backward, on every device (summed over devices)
+  assert p["ops_per_call"]["matmul forward"] > 0 and p["ops_per_call"]["matmul backward"] > 0
+  assert p["op_ms_per_call"] > 0
+  json.dumps(p)
+
+
 def test_peak_table():
   assert measure.peak_flops("NVIDIA H100 80GB HBM3", "bfloat16") == 989e12
   assert measure.peak_flops("NVIDIA H100 PCIe", "bfloat16") == 756e12
