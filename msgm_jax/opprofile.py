@@ -12,11 +12,11 @@ sums their durations per category:
   layout copy                                       : transposes and copies (e.g. the weight
       gradient's inputs moved to batch-minor layout)
   random bits                                       : threefry hashing (dropout masks, noise)
-  (while loops, conditionals and calls are not summed: their bodies' operations are)
   reduce forward / reduce backward                  : fusions with a reduction (norm statistics)
   elementwise forward / elementwise backward        : every other fusion
 
-and per model component (the module named in the instructions' op_name metadata: GroupNorm,
+(while loops, conditionals and calls are not summed: their bodies' operations are), and per
+model component (the module named in the instructions' op_name metadata: GroupNorm,
 Dropout, Conv, ...). Backward means the instruction comes from the transposed (VJP) program.
 `python -m msgm_jax.bench --what=profile` prints it for a config's train step (summed over the
 local devices). On other backends the events may be named differently and fewer match.
