@@ -38,7 +38,7 @@ _INSTR = re.compile(r"\s*(?:ROOT )?%([\w.\-]+) = .*?\s([\w\-]+)\(")  # shapes ma
 _RANDOM = re.compile(r"threefry|random_bits|_uniform|_bernoulli|_normal|shift-right-logical")
 CONTROL = "control flow"
 _COMPONENTS = ("GroupNorm", "Dropout", "Conv", "NIN", "Dense", "AttnBlock", "Upsample",
-               "Downsample", "concatenate", "silu", "swish")
+               "Downsample", "concatenate")  # and swish, which traces as "jit(silu)"
 
 
 def parse_hlo(text: str) -> Tuple[Dict[str, List[str]], Dict[str, Tuple[str, str]]]:
