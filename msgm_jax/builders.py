@@ -15,7 +15,7 @@ import numpy as np
 from msgm_jax import adjust, data, sampling
 from msgm_jax import sde as sde_lib
 from msgm_jax.losses import LossConfig
-from msgm_jax.moderation import MSGMConfig
+from msgm_jax.moderation import NEEDS_REFS, MSGMConfig
 from msgm_jax.optim import OptimConfig
 from msgm_jax.train_step import StepConfig
 
@@ -143,12 +143,21 @@ def score_adjustment(adjust_cfg, sde, refs) -> Optional[Callable]:
                            strength=adjust_cfg.strength)
 
 
-def nsfg_references(spec: data.DataSpec, n: int) -> np.ndarray:
-  """The first n NSFG examples of the training split in model space ([n, ...] float32;
-  toy2d: points of the NSFG components). No dequantisation: they are the data themselves."""
-  source = data.make_eval_source(spec, "train", "nsfg")
+def nsfg_references(spec: data.DataSpec, n: int, subset: str = "nsfg") -> np.ndarray:
+  """The first n NSFG (subset='sfg': SFG) examples of the training split in model space
+  ([n, ...] float32; toy2d: points of the components). No dequantisation: they are the data
+  themselves."""
+  source = data.make_eval_source(spec, "train", subset)
   images = np.stack([np.asarray(source[i]["image"]) for i in range(min(n, len(source)))])
   return data.model_inputs(dataclasses.replace(spec, uniform_dequantization=False), images)
+
+
+def sfg_reference_bank(step_cfg: StepConfig, spec: data.DataSpec) -> Optional[np.ndarray]:
+  """The redirect moderation's fixed bank of SFG references (msgm.num_refs > 0), or None."""
+  msgm = step_cfg.msgm
+  if msgm is None or msgm.variant not in NEEDS_REFS or not msgm.num_refs:
+    return None
+  return nsfg_references(spec, msgm.num_refs, subset="sfg")
 
 
 def adjustment(config, spec: data.DataSpec, sde) -> Optional[Callable]:

@@ -42,22 +42,60 @@ def _define_flags():
   flags.mark_flags_as_required(["classifier"])
 
 
+def clear_mask(out: Dict[str, np.ndarray]) -> np.ndarray:
+  """bool [N]: clearly drawn (readable, digit confidence >= 0.9, colour leak < 0.25; real test
+  images: 95.6%)."""
+  return ((np.asarray(out["digit_confidence"]) >= 0.9) & (np.asarray(out["colour_leak"]) < 0.25)
+          & ~np.asarray(out["unreadable"]))
+
+
 def summarize(out: Dict[str, np.ndarray], nsfg_combos: Sequence[int]) -> dict:
-  """The detector's output on N images -> NSFG rate with interval, and how clear the readings
-  are (share with digit confidence >= 0.9 and colour leak < 0.25; NSFG rate among those)."""
+  """The detector's output on N images -> NSFG rate with interval (NSFG, SFG and unreadable
+  are three classes: an unreadable image counts as neither), the unreadable share, how clear
+  the readings are (clear_mask's share; the NSFG rate among those, with interval) and the
+  rate per NSFG combination."""
   is_nsfg = np.asarray(out["is_nsfg"])
   n, k = len(is_nsfg), int(is_nsfg.sum())
-  clear = (np.asarray(out["digit_confidence"]) >= 0.9) & (np.asarray(out["colour_leak"]) < 0.25)
-  combos = np.bincount(np.asarray(out["combo"]), minlength=compositional.NUM_CLASSES)
+  clear = clear_mask(out)
+  kc, nc = int(is_nsfg[clear].sum()), int(clear.sum())
+  unreadable = int(np.asarray(out["unreadable"]).sum())
+  combos = np.bincount(np.asarray(out["combo"])[~np.asarray(out["unreadable"])],
+                       minlength=compositional.NUM_CLASSES)
   return {"n": n, "nsfg": k, "nsfg_rate": k / n, "nsfg_ci95": rates.wilson_interval(k, n),
-          "clear_share": float(clear.mean()),
-          "nsfg_rate_clear": float(is_nsfg[clear].mean()) if clear.any() else float("nan"),
+          "unreadable": unreadable, "unreadable_share": unreadable / n,
+          "clear_share": float(clear.mean()), "clear_n": nc,
+          "nsfg_rate_clear": kc / nc if nc else float("nan"),
+          "nsfg_rate_clear_ci95": rates.wilson_interval(kc, nc) if nc else None,
           "nsfg_per_combo": {compositional.describe([c]): int(combos[c])
                              for c in nsfg_combos},
           "colour_shares": dict(zip(compositional.COLOUR_NAMES,
                                     np.bincount(np.asarray(out["colour"]),
                                                 minlength=compositional.NUM_COLOURS) / n)),
           "digit_shares": (np.bincount(np.asarray(out["digit"]), minlength=10) / n).tolist()}
+
+
+def paired(ref: Dict[str, np.ndarray], row: Dict[str, np.ndarray],
+           nsfg_combos: Sequence[int]) -> dict:
+  """Two models' samples drawn with the same sampler keys (sample i of each from the same
+  noise), read by the detector: McNemar's exact test of the NSFG decisions (all samples, and
+  the pairs clear in both), and where the samples the reference draws as NSFG go in `row`
+  (counts: the same combination, another NSFG one, an SFG image of the same digit in another
+  colour, of the same colour as another digit, of both changed, unreadable)."""
+  ref_nsfg, row_nsfg = np.asarray(ref["is_nsfg"]), np.asarray(row["is_nsfg"])
+  both_clear = clear_mask(ref) & clear_mask(row)
+  out = {"mcnemar": rates.mcnemar_exact(ref_nsfg, row_nsfg),
+         "mcnemar_clear": rates.mcnemar_exact(ref_nsfg[both_clear], row_nsfg[both_clear])}
+  sel = ref_nsfg
+  digit = np.asarray(row["digit"])[sel] == np.asarray(ref["digit"])[sel]
+  colour = np.asarray(row["colour"])[sel] == np.asarray(ref["colour"])[sel]
+  unread, nsfg = np.asarray(row["unreadable"])[sel], row_nsfg[sel]
+  sfg = ~unread & ~nsfg
+  out["ref_nsfg_goes_to"] = {
+      "n": int(sel.sum()), "same_combination": int((nsfg & digit & colour).sum()),
+      "other_nsfg": int((nsfg & ~(digit & colour)).sum()),
+      "sfg_same_digit": int((sfg & digit).sum()), "sfg_same_colour": int((sfg & colour).sum()),
+      "sfg_both_changed": int((sfg & ~digit & ~colour).sum()), "unreadable": int(unread.sum())}
+  return out
 
 
 def real_images(subset: str, nsfg_combos: Sequence[int]) -> np.ndarray:

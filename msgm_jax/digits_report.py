@@ -33,9 +33,10 @@ import jax
 import numpy as np
 from absl import logging
 
-from msgm_jax import (data, eval_samples, evaluate, experiment, inpaint, parallel,
-                      reconstruct, sample, sample_metrics, validate)
+from msgm_jax import (compositional_rates, data, eval_samples, evaluate, experiment, inpaint,
+                      parallel, reconstruct, sample, sample_metrics, validate)
 from msgm_jax import writer as writer_lib
+from msgm_jax.classifier import factors
 from msgm_jax.classifier import presets as classifier_presets
 from msgm_jax.classifier import train as classifier_train
 from msgm_jax.data import compositional
@@ -51,6 +52,7 @@ def _zero_shot_rule(value):
 
 
 experiment.RULES.update({"grid": validate.POSITIVE, "zero_shot": _zero_shot_rule,
+                         "reference": validate.text,
                          "title": validate.text,
                          "classifier": validate.one_of(classifier_presets.BY_NAME)})
 GRID_COLUMNS = 8
@@ -135,6 +137,55 @@ def row_result(record: Dict) -> Dict:
   return out
 
 
+def factored_analysis(config, results: Dict[str, Dict], stores: Dict, detector_dir: str) -> None:
+  """The colour digits' per-sample analysis of every row (msgm_jax/compositional_rates.py),
+  into results[row]['detector'] (three classes: NSFG, SFG, unreadable; the rate among clearly
+  drawn samples; per combination) and, against experiment.reference (drawn with the same
+  sampler keys), results[row]['paired'] (McNemar's exact test; where the reference's NSFG
+  samples go)."""
+  detect = factors.load_detector(detector_dir)
+  combos = data.DataSpec.from_config(config.data).nsfg_criterion()[0]
+  readings = {}
+  for name, (row_cfg, run_dir, step) in stores.items():
+    images = _stored_images(row_cfg, run_dir, step, int(config.eval.num_samples))
+    readings[name] = {k: np.asarray(v) for k, v in detect(images, combos).items()}
+    results[name]["detector"] = compositional_rates.summarize(readings[name], combos)
+  ref = config.experiment.get("reference", "unseen")
+  if ref in readings:
+    for name in readings:
+      if name != ref:
+        results[name]["paired"] = {"reference": ref, **compositional_rates.paired(
+            readings[ref], readings[name], combos)}
+
+
+def paired_table(results: Dict[str, Dict]) -> str:
+  """The factored detector's table: per row the three classes, the rate among clearly drawn
+  samples, and against the reference McNemar's test and where its NSFG samples go."""
+  lines = ["| row | NSFG rate [95% CI] | unreadable | clear | NSFG among clear [95% CI] | "
+           "vs reference: ref-only / row-only NSFG, McNemar p (clear pairs' p) | reference's "
+           "NSFG samples: kept / other NSFG / SFG same digit / same colour / both changed / "
+           "unreadable |", "|---|---|---|---|---|---|---|"]
+  for name, r in results.items():
+    d = r.get("detector")
+    if d is None:
+      continue
+    cc = d["nsfg_rate_clear_ci95"] or (float("nan"), float("nan"))
+    line = (f"| {name} | {d['nsfg_rate']:.4f} [{d['nsfg_ci95'][0]:.4f}, {d['nsfg_ci95'][1]:.4f}]"
+            f" | {d['unreadable_share']:.3f} | {d['clear_share']:.3f} | {d['nsfg_rate_clear']:.4f}"
+            f" [{cc[0]:.4f}, {cc[1]:.4f}] |")
+    p = r.get("paired")
+    if p is None:
+      line += " (reference) | |"
+    else:
+      m, mc, g = p["mcnemar"], p["mcnemar_clear"], p["ref_nsfg_goes_to"]
+      line += (f" {m['a_only']} / {m['b_only']}, p = {m['p_value']:.2g} ({mc['p_value']:.2g}) |"
+               f" {g['same_combination']} / {g['other_nsfg']} / {g['sfg_same_digit']} / "
+               f"{g['sfg_same_colour']} / {g['sfg_both_changed']} / {g['unreadable']} "
+               f"(of {g['n']}) |")
+    lines.append(line)
+  return "\n".join(lines)
+
+
 def _data_row(config, metrics: sample_metrics.SampleMetrics, n: int) -> Dict:
   """The reference row: real SFG training images through the samples' path."""
   source = data.make_eval_source(data.DataSpec.from_config(config.data), "train", "sfg")
@@ -153,7 +204,7 @@ def run_experiment(config, workdir: str) -> Dict[str, Dict]:
   for name, info in experiment.train_rows(config, workdir, names).items():
     entry = timings.setdefault(name, {})
     entry["train"] = entry.get("train", 0.0) + info["train_s"]
-  results, grids, cache = {}, {}, {}
+  results, grids, cache, stores = {}, {}, {}, {}
   for name in names:
     row_cfg = _row_eval_config(config, name, workdir, clf_dirs)
     run_dir = experiment.row_workdir(workdir, name)
@@ -162,6 +213,9 @@ def run_experiment(config, workdir: str) -> Dict[str, Dict]:
     step = max(records)
     results[name] = row_result(records[step])
     grids[name] = _stored_images(row_cfg, run_dir, step, config.experiment.grid)
+    stores[name] = (row_cfg, run_dir, step)
+  if config.eval.nsfg_detector == "factored":
+    factored_analysis(config, results, stores, clf_dirs["detector_weights"])
   with open(timings_path, "w", encoding="utf-8") as f:
     json.dump(timings, f, indent=2)
   for name in names:  # a training-free row trains nothing (it uses its base row's run)
@@ -235,7 +289,21 @@ def report_text(results: Dict[str, Dict], config) -> str:
           f"{config.eval.bpd_num_examples} test images of each subset; "
           f"{config.training.n_iters} training steps per trained row, "
           f"{config.experiment.finetune_steps} fine-tuning steps, seed {config.seed}. "
-          "`data`: real SFG training images.\n" + zero_shot_text(results, config))
+          "`data`: real SFG training images.\n" + paired_text(results, config)
+          + zero_shot_text(results, config))
+
+
+def paired_text(results: Dict[str, Dict], config) -> str:
+  """The report's factored-detector section ('' without the factored detector)."""
+  if not any("detector" in r for r in results.values()):
+    return ""
+  ref = config.experiment.get("reference", "unseen")
+  return (f"\n## Per-sample readings, paired with `{ref}`\n\n{paired_table(results)}\n\n"
+          "Three classes: NSFG, SFG and unreadable (black or noise, counted as neither). Clear: "
+          "readable, digit confidence >= 0.9, colour leak < 0.25. Every row draws sample i from "
+          "the same sampler key, so rows are compared pair by pair: McNemar's exact test of the "
+          f"NSFG decisions against `{ref}` (two-sided p), and the row's reading of the samples "
+          f"`{ref}` draws as NSFG.\n")
 
 
 def _rate_ci(part: Dict, key: str) -> str:

@@ -6,8 +6,9 @@ EXPERIMENTS (train mode calls it with the config and the workdir). experiment.ro
 rows, comma-separated:
 - trained rows (TRAINED): an ordinary training run in <workdir>/<row>/ with the row's config
   overrides (rerunning resumes it, or skips it when finished);
-- a sweep suffix on a trained row, <row>@a<alpha>p<period>[m<margin>], sets msgm.alpha,
-  msgm.period (and the hinge margin);
+- a sweep suffix on a trained row, <row>@a<alpha>p<period>[m<margin>][w<lo>[_<hi>]][r<n>],
+  sets msgm.alpha, msgm.period (and the hinge margin, the NSFG batch's noise window
+  msgm.std_min = lo, msgm.std_max = hi, and msgm.num_refs = n), e.g. redirect@a0.5p1w0.3r9000;
 - fine-tuned rows (FINETUNED): a trained row's overrides, started from another row's final
   checkpoint (training.init_from; the step counter restarts) for experiment.finetune_steps
   steps (sweep suffixes apply);
@@ -45,12 +46,19 @@ TRAINED = {
     # The project's default variant: repel, hinged, margin 1 (a strictly obtuse angle).
     "obtuse_repel_hinge": {"training.regime": "msgm", "msgm.variant": "obtuse",
                            "msgm.sign": "repel", "msgm.hinge": True, "msgm.margin": 1.0},
+    # Towards the SFG references' posterior mean (moderation.redirect); use with a window.
+    "redirect": {"training.regime": "msgm", "msgm.variant": "redirect"},
 }
 # Fine-tuned row -> (the row it starts from, the trained row whose overrides it takes).
-FINETUNED = {"finetuned_obtuse_repel_hinge": ("standard", "obtuse_repel_hinge")}
+FINETUNED = {"finetuned_obtuse_repel_hinge": ("standard", "obtuse_repel_hinge"),
+             "finetuned_redirect": ("standard", "redirect"),
+             # the realistic post-hoc case: a model re-trained without the NSFG data, moderated
+             "unseen_finetuned_redirect": ("unseen", "redirect")}
 EXTRA_ROWS: set = set()  # rows an experiment handles itself
+_NUM = r"[0-9.]+(?:e-?[0-9]+)?"
 _SWEEP = re.compile(
-    r"^(?P<base>[a-z_]+)@a(?P<alpha>[0-9.e-]+)p(?P<period>\d+)(m(?P<margin>[0-9.e-]+))?$")
+    rf"^(?P<base>[a-z_]+)@a(?P<alpha>{_NUM})p(?P<period>\d+)(m(?P<margin>{_NUM}))?"
+    rf"(w(?P<std_min>{_NUM})(_(?P<std_max>{_NUM}))?)?(r(?P<num_refs>\d+))?$")
 _FREE = re.compile(r"^(?P<base>.+)\+free_(?P<method>[a-z]+)$")
 
 
@@ -72,6 +80,11 @@ def _trained_overrides(name: str) -> Dict[str, object]:
     out.update({"msgm.alpha": float(match["alpha"]), "msgm.period": int(match["period"])})
     if match["margin"]:
       out["msgm.margin"] = float(match["margin"])
+    if match["std_min"]:
+      out["msgm.std_min"] = float(match["std_min"])
+      out["msgm.std_max"] = float(match["std_max"] or 0.0)
+    if match["num_refs"]:
+      out["msgm.num_refs"] = int(match["num_refs"])
     return out
   if name in FINETUNED:
     return _trained_overrides(FINETUNED[name][1])

@@ -26,7 +26,8 @@ from typing import Dict, Optional, Tuple
 import jax
 import jax.numpy as jnp
 
-from msgm_jax.losses import LossConfig, Perturbed, dsm_loss, flat_mean, perturb, reduce_scale
+from msgm_jax.losses import (LossConfig, Perturbed, dsm_loss, flat_mean, noise_window, perturb,
+                             reduce_scale)
 from msgm_jax.registry import Registry
 from msgm_jax.sde import batch_mul
 
@@ -34,6 +35,7 @@ Array = jax.Array
 
 MODERATIONS: Registry = Registry("moderation variant")
 ORTHOGONAL_FORMS = ("elementwise", "inner", "cosine")
+NEEDS_REFS = ("redirect",)  # variants that read the SFG reference batch
 OBTUSE_SIGNS = ("release", "repel")
 # msgm.preset: named loss forms that override msgm.form / sign / hinge / margin on any config
 # (variant, alpha and period stay as configured). "release": the authors' code, literally.
@@ -42,8 +44,11 @@ PRESETS = {"release": dict(form="elementwise", sign="release", hinge=False, marg
 
 @dataclasses.dataclass(frozen=True)
 class MSGMConfig:
-  """variant: orthogonal | obtuse; form (orthogonal); sign, hinge and margin (obtuse);
-  alpha: weight of the moderation term; period: applied when step % period == 0.
+  """variant: orthogonal | obtuse | redirect; form (orthogonal); sign, hinge and margin
+  (obtuse); alpha: weight of the moderation term; period: applied when step % period == 0;
+  std_min, std_max: the noise window of the NSFG batch (std_max 0: no upper end);
+  num_refs (redirect): 0 takes the step's SFG batch as the references, n > 0 the first n SFG
+  training examples, a fixed bank (train.compiled_step builds it; the same on every device).
 
   Field defaults are the release's literal forms (for hand checks and notebooks); the project's
   default, which configs get from presets.base(), is obtuse / repel / hinge / margin 1.0."""
@@ -55,6 +60,13 @@ class MSGMConfig:
   margin: float = 0.0
   alpha: float = 0.01
   period: int = 4
+  std_min: float = 0.0
+  std_max: float = 0.0
+  num_refs: int = 0
+
+  @property
+  def windowed(self) -> bool:
+    return self.std_min > 0 or self.std_max > 0
 
   def __post_init__(self):
     MODERATIONS.get(self.variant)  # raises with the valid names
@@ -65,6 +77,12 @@ class MSGMConfig:
     if not 0.0 <= self.alpha <= 1.0 or self.period < 1:
       raise ValueError(f"need 0 <= msgm.alpha <= 1 and msgm.period >= 1; got alpha="
                        f"{self.alpha}, period={self.period}")
+    if self.num_refs < 0:
+      raise ValueError(f"msgm.num_refs={self.num_refs} must be >= 0 (0: the SFG batch)")
+    if self.std_min < 0 or self.std_max < 0 or (0 < self.std_max <= self.std_min):
+      raise ValueError(f"the noise window needs 0 <= msgm.std_min < msgm.std_max (or "
+                       f"std_max=0: no upper end); got std_min={self.std_min}, "
+                       f"std_max={self.std_max}")
 
   @classmethod
   def from_config(cls, msgm_cfg) -> "MSGMConfig":
@@ -91,7 +109,7 @@ def _weight(p: Perturbed, cfg: LossConfig) -> Array:
 
 
 @MODERATIONS.register("orthogonal")
-def orthogonal(p: Perturbed, cfg: LossConfig, mcfg: MSGMConfig) -> Array:
+def orthogonal(p: Perturbed, cfg: LossConfig, mcfg: MSGMConfig, refs=None) -> Array:
   """Per-example orthogonal moderation [B]."""
   v = _direction(p, cfg)
   scale = reduce_scale(cfg, p.z.shape)
@@ -107,7 +125,7 @@ def orthogonal(p: Perturbed, cfg: LossConfig, mcfg: MSGMConfig) -> Array:
 
 
 @MODERATIONS.register("obtuse")
-def obtuse(p: Perturbed, cfg: LossConfig, mcfg: MSGMConfig) -> Array:
+def obtuse(p: Perturbed, cfg: LossConfig, mcfg: MSGMConfig, refs=None) -> Array:
   """Per-example obtuse moderation [B]."""
   sign = 1.0 if mcfg.sign == "release" else -1.0
   value = sign * flat_mean(p.score * _direction(p, cfg))
@@ -116,19 +134,48 @@ def obtuse(p: Perturbed, cfg: LossConfig, mcfg: MSGMConfig) -> Array:
   return reduce_scale(cfg, p.z.shape) * value * _weight(p, cfg)
 
 
+def sfg_posterior_mean(x_t: Array, mean_scale: Array, std: Array, refs: Array) -> Array:
+  """E[x0 | x~] [B, ...] under the empirical distribution of refs [R, ...] (x0 uniform over
+  refs, x~ = m x0 + std z): sum_j softmax_j(-|x~ - m r_j|^2 / 2 std^2) r_j."""
+  b, r = x_t.shape[0], refs.shape[0]
+  xf, rf = x_t.reshape(b, -1), refs.reshape(r, -1).astype(x_t.dtype)
+  m, var = mean_scale[:, None], (std**2)[:, None]
+  # |x - m r|^2 = |x|^2 - 2 m <x, r> + m^2 |r|^2; |x|^2 is the same for every j.
+  logits = (2.0 * m * (xf @ rf.T) - m**2 * jnp.sum(rf * rf, -1)[None, :]) / (2.0 * var)
+  w = jax.nn.softmax(logits, axis=-1)
+  return (w @ rf).reshape(x_t.shape)
+
+
+@MODERATIONS.register("redirect")
+def redirect(p: Perturbed, cfg: LossConfig, mcfg: MSGMConfig, refs=None) -> Array:
+  """Per-example redirect term [B]: DSM at x~ towards the SFG references' posterior mean."""
+  del mcfg
+  if refs is None:
+    raise ValueError("msgm.variant=redirect needs the SFG reference batch (refs)")
+  x0 = jax.lax.stop_gradient(sfg_posterior_mean(p.x_t, p.mean_scale, p.std, refs))
+  target = batch_mul(1.0 / p.std, p.x_t - batch_mul(p.mean_scale, x0))  # -std s*(x~)
+  resid = batch_mul(p.std, p.score) + target
+  return reduce_scale(cfg, p.z.shape) * flat_mean(resid**2) * p.weight
+
+
 def moderation_loss(keys: Array, x: Array, score_fn, sde, cfg: LossConfig,
-                    mcfg: MSGMConfig) -> Array:
-  """Per-example moderation term [B] on NSFG data x [B, ...], with its own t and z."""
-  return MODERATIONS.get(mcfg.variant)(perturb(keys, x, score_fn, sde, cfg), cfg, mcfg)
+                    mcfg: MSGMConfig, refs: Optional[Array] = None) -> Array:
+  """Per-example moderation term [B] on NSFG data x [B, ...], with its own t and z (t in the
+  noise window when one is set); refs: the SFG reference batch (redirect)."""
+  window = noise_window(sde, cfg, mcfg.std_min, mcfg.std_max) if mcfg.windowed else None
+  return MODERATIONS.get(mcfg.variant)(perturb(keys, x, score_fn, sde, cfg, window), cfg, mcfg,
+                                       refs)
 
 
 def msgm_objective(step: Array, sfg: Tuple[Array, Array], nsfg: Tuple[Array, Array], score_fn,
                    sde, cfg: LossConfig, mcfg: MSGMConfig, active: Optional[bool] = None,
-                   nsfg_score_fn=None) -> Tuple[Array, Dict[str, Array]]:
+                   nsfg_score_fn=None, refs: Optional[Array] = None
+                   ) -> Tuple[Array, Dict[str, Array]]:
   """(1 - alpha) DSM(SFG) + alpha [step % period == 0] moderation(NSFG).
 
   sfg, nsfg: (keys [B], x [B, ...]) pairs; their t and z are drawn independently.
   nsfg_score_fn: the score on the NSFG batch (default score_fn), e.g. with its own dropout.
+  refs: the SFG references of variants in NEEDS_REFS (default: the SFG batch, sfg[1]).
   active: None decides from `step` at run time and skips the moderation branch on off-period
   steps with lax.cond; True / False decides at trace time (no branch in the graph). Both give
   the same loss and gradients. XLA:CPU runs the convolutions inside a cond's branch 4-16x
@@ -138,7 +185,8 @@ def msgm_objective(step: Array, sfg: Tuple[Array, Array], nsfg: Tuple[Array, Arr
   dsm = jnp.mean(dsm_loss(*sfg, score_fn, sde, cfg))
 
   def moderation():
-    return jnp.mean(moderation_loss(*nsfg, nsfg_score_fn or score_fn, sde, cfg, mcfg))
+    return jnp.mean(moderation_loss(*nsfg, nsfg_score_fn or score_fn, sde, cfg, mcfg,
+                                    refs=sfg[1] if refs is None else refs))
 
   if active is None:
     on = (step % mcfg.period) == 0

@@ -39,7 +39,7 @@ def base() -> ml_collections.ConfigDict:
   config.msgm = msgm = ml_collections.ConfigDict()
   # The default is the variant that removed NSFG generation on the toy (docs/toy2d_report.md):
   # Obtuse with the repelling sign, hinged with margin 1. The release's forms are options.
-  msgm.variant = "obtuse"  # orthogonal | obtuse
+  msgm.variant = "obtuse"  # orthogonal | obtuse | redirect (msgm_jax/moderation.py)
   msgm.form = "elementwise"  # orthogonal: elementwise (release) | inner | cosine
   msgm.sign = "repel"  # obtuse: release (the authors' code) | repel
   msgm.hinge = True  # obtuse: relu(... + margin) so the term is bounded below by 0
@@ -49,6 +49,11 @@ def base() -> ml_collections.ConfigDict:
   msgm.preset = ""
   msgm.alpha = 0.01
   msgm.period = 4
+  # The NSFG batch's noise window: t drawn where std_min <= std(t) <= std_max (0: no end).
+  msgm.std_min = 0.0
+  msgm.std_max = 0.0
+  # redirect: its SFG references, 0 the step's SFG batch, n > 0 the first n SFG examples.
+  msgm.num_refs = 0
   msgm.nsfg_batch_size = 0  # 0: same as training.batch_size
 
   config.sampling = sampling = ml_collections.ConfigDict()
@@ -367,6 +372,9 @@ def digits_experiment(config: ml_collections.ConfigDict, rows: str,
   # Zero-shot tasks per row ('' none, or 'inpaint', 'reconstruct', 'inpaint,reconstruct'):
   # the inpaint and reconstruct sections' settings, judged by the classifier.
   exp.zero_shot = ""
+  # The row the factored detector's paired analysis compares every row with ('' or a row not
+  # in experiment.rows: none).
+  exp.reference = "unseen"
   return config
 
 

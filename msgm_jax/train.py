@@ -249,9 +249,12 @@ def compiled_step(run: Run):
   train_step.scan_steps); pattern comes from moderation_pattern(run, first step, k)."""
   build = builders.score_fn_builder(run.model, run.sde, run.config.training.continuous,
                                     train=True)
+  bank = builders.sfg_reference_bank(run.step_cfg, run.spec)
+  refs = None if bank is None else jnp.asarray(bank)
   return parallel.data_parallel_step(
       lambda reduce: train_step_lib.scan_steps(train_step_lib.make_train_step(
-          build, run.sde, run.step_cfg, run.tx, grad_reduce=reduce), unroll=_unrolled()),
+          build, run.sde, run.step_cfg, run.tx, grad_reduce=reduce, sfg_refs=refs),
+          unroll=_unrolled()),
       run.devices, n_static=1)
 
 

@@ -50,7 +50,8 @@ class StepConfig:
   msgm: Optional[MSGMConfig] = None
 
 
-def _loss_fn(params, state_step, batch, key, build_score_fn, sde, cfg: StepConfig, active):
+def _loss_fn(params, state_step, batch, key, build_score_fn, sde, cfg: StepConfig, active,
+             sfg_refs=None):
   step_key = jax.random.fold_in(key, state_step)
   # Streams: 0 / 1 the SFG / NSFG noise, 2 / 3 their dropout. Dropout keys are per example too
   # (from global ids): masks do not depend on the device layout, and the SFG and NSFG passes
@@ -66,17 +67,20 @@ def _loss_fn(params, state_step, batch, key, build_score_fn, sde, cfg: StepConfi
                                                       batch["nsfg_ids"]))
   return msgm_objective(state_step, (sfg_keys, batch["sfg"]), (nsfg_keys, batch["nsfg"]),
                         score_fn, sde, cfg.loss, cfg.msgm, active=active,
-                        nsfg_score_fn=nsfg_score_fn)
+                        nsfg_score_fn=nsfg_score_fn, refs=sfg_refs)
 
 
 def make_train_step(build_score_fn: ScoreFnBuilder, sde, cfg: StepConfig,
                     tx: optax.GradientTransformation,
-                    grad_reduce: Callable[[Any], Any] = lambda g: g):
+                    grad_reduce: Callable[[Any], Any] = lambda g: g,
+                    sfg_refs: Optional[Array] = None):
   """Returns step(state, batch, key, active=None) -> (state, metrics).
 
   batch: {"sfg": [B, ...], "sfg_ids": int32 [B]} plus {"nsfg", "nsfg_ids"} under MSGM.
   key: the run's base key (the same on every device); per-step and per-example keys are
   derived from it. grad_reduce: applied to (grads, loss, aux) before the update.
+  sfg_refs: a fixed bank of SFG references [R, ...] for the redirect moderation (None: the
+  step's SFG batch; msgm.num_refs).
   active (MSGM only): None decides at run time whether this step moderates (state.step %
   period == 0); a Python bool fixes it at trace time, which must agree with state.step.
   """
@@ -85,7 +89,7 @@ def make_train_step(build_score_fn: ScoreFnBuilder, sde, cfg: StepConfig,
            active: Optional[bool] = None):
     grad_fn = jax.value_and_grad(_loss_fn, has_aux=True)
     (loss, aux), grads = grad_fn(state.params, state.step, batch, key, build_score_fn, sde, cfg,
-                                 active)
+                                 active, sfg_refs)
     grads, loss, aux = grad_reduce((grads, loss, aux))
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     lr = optim.learning_rate(cfg.optim, state.step)

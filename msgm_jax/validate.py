@@ -151,7 +151,8 @@ SECTIONS.add("msgm", {
     "variant": text, "form": text, "sign": text, "hinge": boolean, "margin": number(lo=0.0),
     "preset": lambda v: None if v == "" else (
         one_of(tuple(moderation.PRESETS))(v) and "'' (none) or " + one_of(moderation.PRESETS)(v)),
-    "alpha": number(0.0, 1.0), "period": POSITIVE,
+    "alpha": number(0.0, 1.0), "period": POSITIVE, "std_min": number(lo=0.0),
+    "std_max": number(lo=0.0), "num_refs": integer(lo=0, zero="the step's SFG batch"),
     "nsfg_batch_size": integer(lo=0, zero="training.batch_size")})
 SECTIONS.add("sampling", {
     "method": one_of(builders.SAMPLER_METHODS), "predictor": one_of(sampling.PREDICTORS.names),

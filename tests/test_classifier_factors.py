@@ -49,8 +49,27 @@ def test_read_factors_is_exact_given_an_exact_shape_reader(test_split):
     np.testing.assert_array_equal(out["combo"], labels)
     np.testing.assert_array_equal(out["is_nsfg"], np.isin(labels, nsfg))
     assert out["is_nsfg"].dtype == jnp.bool_ and float(out["colour_leak"].max()) == 0.0
+    assert not np.asarray(out["unreadable"]).any()
   with pytest.raises(ValueError, match=r"RGB images \[N, H, W, 3\]"):
     factors.read_factors(images[..., :1], _nearest_grey_digit, cd.NSFG_COMBOS)
+
+
+def test_black_and_noise_images_are_unreadable_not_white_sixes(test_split):
+  """Black and noise images read as white by the colour rule; the detector calls them
+  unreadable (neither SFG nor NSFG), whatever digit the shape reader sees."""
+  images, _ = test_split
+  rng = np.random.default_rng(0)
+  odd = np.concatenate([np.zeros((4, 8, 8, 3)), np.full((4, 8, 8, 3), 0.02),
+                        rng.uniform(0, 1, (8, 8, 8, 3)),
+                        np.clip(rng.normal(0.5, 0.3, (8, 8, 8, 3)), 0, 1),
+                        np.clip(images[:8] + rng.normal(0, 0.5, (8, 8, 8, 3)), 0, 1)])
+  white6 = (int(cd.combo(6, cd.colour_index("white"))),)
+  out = factors.read_factors(jnp.asarray(odd, jnp.float32), _nearest_grey_digit, white6)
+  assert np.asarray(out["unreadable"]).all() and not np.asarray(out["is_nsfg"]).any()
+  # a slightly noisy real digit stays readable
+  mild = np.clip(images[:64] + rng.normal(0, 0.03, (64, 8, 8, 3)), 0, 1)
+  out = factors.read_factors(jnp.asarray(mild, jnp.float32), _nearest_grey_digit, white6)
+  assert not np.asarray(out["unreadable"]).any()
 
 
 @pytest.fixture(scope="module")

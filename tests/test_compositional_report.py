@@ -5,13 +5,13 @@ import os
 
 import pytest
 
-from msgm_jax import digits_report, experiment
+from msgm_jax import commitment, digits_report, experiment, score_probes, trained
 from msgm_jax.classifier import presets as classifier_presets
 from msgm_jax.classifier import train as classifier_train
 from msgm_jax.data import compositional
 from tests.helpers import check_report_rows, load_config
 
-SHORT_ROWS = "unseen,obtuse_repel_hinge@a0.1p1,unseen+free_obtuse"
+SHORT_ROWS = "unseen,obtuse_repel_hinge@a0.1p1,redirect@a0.5p1w0.3r32,unseen+free_obtuse"
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +55,23 @@ def test_short_pipeline_judges_with_the_factored_detector(colour_classifier, tin
   assert "Factored detector" in text and all(f"| {name} |" in text for name in saved)
   assert os.path.getsize(tmp_path / "report.png") > 0
   assert results["data"]["num_samples"] == 16
+  # The per-sample analysis: three classes, and every row paired with unseen by sampler key.
+  assert "## Per-sample readings, paired with `unseen`" in text
+  for name in SHORT_ROWS.split(","):
+    d = saved[name]["detector"]
+    assert d["n"] == 16 and d["nsfg"] + d["unreadable"] <= 16
+    assert d["nsfg_rate"] == pytest.approx(saved[name]["nsfg_rate"])
+  assert "paired" not in saved["unseen"]
+  p = saved["redirect@a0.5p1w0.3r32"]["paired"]
+  assert p["reference"] == "unseen" and 0 <= p["mcnemar"]["p_value"] <= 1
+  assert p["ref_nsfg_goes_to"]["n"] == saved["unseen"]["detector"]["nsfg"]
+  # The diagnostics on a run of the report (the commands' functions, as a notebook calls them).
+  run = trained.load(str(tmp_path / "unseen"))
+  read = commitment.colour_digits_reader(tiny_classifier[0], compositional.NSFG_COMBOS)
+  curve = commitment.curve(run, read, num_samples=8, frames=2, batch_size=8)
+  assert len(curve["committed"]) == 2 and curve["committed"][-1] == 1.0
+  probes = score_probes.probe(run, read, num_examples=8, stds=(0.3, 0.9))
+  assert set(probes) == {"sfg", "nsfg"} and len(probes["nsfg"]["reads_as_input"]) == 2
 
 
 def test_rows_of_the_committed_config_are_known():

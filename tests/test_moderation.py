@@ -205,3 +205,136 @@ def test_bad_settings_are_refused():
     MSGMConfig(form="outer")
   with pytest.raises(ValueError, match="msgm.period >= 1"):
     MSGMConfig(period=0)
+
+
+# --- redirect and the noise window (docs/compositional_report.md phase 3) ---
+
+REFS = np.array([[1.0, 0.0, -1.0, 0.5], [-0.5, 1.0, 0.0, 0.0], [0.2, -0.3, 0.8, -1.0]],
+                np.float32)
+
+
+def test_sfg_posterior_mean_is_bayes_over_the_references():
+  x_t = jnp.array([[0.4, 0.1, -0.6, 0.3], [-0.1, 0.2, 0.5, -0.4]])
+  m, std = jnp.array([0.8, 0.3]), jnp.array([0.6, 0.95])
+  got = np.asarray(moderation.sfg_posterior_mean(x_t, m, std, jnp.asarray(REFS)))
+  for b in range(2):
+    d2 = ((np.asarray(x_t[b])[None] - float(m[b]) * REFS) ** 2).sum(1)
+    w = np.exp(-d2 / (2 * float(std[b]) ** 2))
+    np.testing.assert_allclose(got[b], (w / w.sum()) @ REFS, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("sde_name,continuous", [("vpsde", True), ("subvpsde", True),
+                                                 ("vesde", True), ("vpsde", False),
+                                                 ("vesde", False)])
+def test_redirect_vanishes_at_the_exact_score_of_the_references(sde_name, continuous):
+  """The term's minimiser is the exact score of the perturbed reference distribution (a
+  mixture of point masses at the SFG references, exact.mixture_score): 0 there, at NSFG data
+  and any noise level, while the exact score of the NSFG data itself is penalised."""
+  from msgm_jax import exact, sde as sde_lib  # pylint: disable=import-outside-toplevel
+  sde = sde_lib.get_sde(sde_name)
+  refs = jnp.asarray(REFS)
+  nsfg = jnp.array([[0.9, 0.9, 0.9, 0.9]] * 16)
+
+  def point_masses(points):
+    if continuous:
+      return exact.mixture_score_fn(sde, exact.make_mixture(points, 0.0))
+
+    def score(x, t):  # the discrete ladder's (m, std) at the step t names
+      m, std = losses._discrete_scale(sde, sde.timestep(t))  # pylint: disable=protected-access
+      x0 = moderation.sfg_posterior_mean(x, m, std, points)
+      return -(x - m[:, None] * x0) / (std**2)[:, None]
+    return score
+
+  sfg_score, nsfg_score = point_masses(refs), point_masses(nsfg[:1])
+  cfg = LossConfig(continuous=continuous, reduce_mean=True)
+  keys = losses.example_keys(jax.random.key(3), jnp.arange(16))
+  mcfg = MSGMConfig(variant="redirect", std_min=0.2)
+  at_sfg = moderation.moderation_loss(keys, nsfg, sfg_score, sde, cfg, mcfg, refs=refs)
+  at_nsfg = moderation.moderation_loss(keys, nsfg, nsfg_score, sde, cfg, mcfg, refs=refs)
+  assert float(jnp.max(at_sfg)) < 1e-6 * float(jnp.mean(at_nsfg))
+  assert float(jnp.min(at_nsfg)) > 0
+
+
+@pytest.mark.parametrize("sde_name,continuous,window", [
+    ("vpsde", True, (0.3, 0.9)), ("subvpsde", True, (0.1, 0.5)), ("vesde", True, (1.0, 0.0)),
+    ("vpsde", False, (0.3, 0.9)), ("vesde", False, (0.5, 5.0))])
+def test_noise_window_draws_only_noise_levels_inside_it(sde_name, continuous, window):
+  from msgm_jax import sde as sde_lib  # pylint: disable=import-outside-toplevel
+  sde = sde_lib.get_sde(sde_name)
+  cfg = LossConfig(continuous=continuous)
+  bounds = losses.noise_window(sde, cfg, *window)
+  seen = {}
+
+  def score_fn(x, t):
+    seen["t"] = t
+    return jnp.zeros_like(x)
+
+  keys = losses.example_keys(jax.random.key(0), jnp.arange(2000))
+  p = losses.perturb(keys, jnp.zeros((2000, 2)), score_fn, sde, cfg, bounds)
+  std = np.asarray(p.std)
+  lo, hi = window[0], window[1] or np.inf
+  assert std.min() >= lo * (1 - 1e-3) and std.max() <= hi * (1 + 1e-3)
+  # the window is filled: the drawn std reaches both ends (to the grid's resolution)
+  full = np.asarray(losses.perturb(keys, jnp.zeros((2000, 2)), score_fn, sde, cfg).std)
+  assert std.min() < np.quantile(full[full >= lo], 0.02)
+  assert std.max() > np.quantile(full[full <= hi], 0.98)
+
+
+def test_noise_window_outside_the_sde_is_refused():
+  from msgm_jax import sde as sde_lib  # pylint: disable=import-outside-toplevel
+  with pytest.raises(ValueError, match="std runs from"):
+    losses.noise_window(sde_lib.get_sde("vpsde"), LossConfig(), 1.5, 0.0)
+  with pytest.raises(ValueError, match="std_min < msgm.std_max"):
+    MSGMConfig(variant="redirect", std_min=0.5, std_max=0.4)
+
+
+def test_redirect_objective_trains_under_jit_with_a_window():
+  """The MSGM objective with redirect: its gradient moves a score model's output towards the
+  references' exact score at NSFG points (one linear model, a few steps of gradient descent)."""
+  from msgm_jax import sde as sde_lib  # pylint: disable=import-outside-toplevel
+  sde = sde_lib.get_sde("vpsde")
+  refs, nsfg = jnp.asarray(REFS), jnp.full((8, 4), 0.9)
+  cfg, mcfg = LossConfig(reduce_mean=True), MSGMConfig(variant="redirect", alpha=1.0, period=1,
+                                                       std_min=0.3)
+  keys = losses.example_keys(jax.random.key(1), jnp.arange(8))
+
+  def loss(w):
+    score_fn = lambda x, t: x @ w  # pylint: disable=unnecessary-lambda-assignment
+    return moderation.msgm_objective(jnp.asarray(0), (keys[:3], refs), (keys, nsfg), score_fn, sde,
+                                     cfg, mcfg, active=True)[0]
+
+  step = jax.jit(jax.value_and_grad(loss))
+  w = jnp.zeros((4, 4))
+  first, _ = step(w)
+  for _ in range(50):
+    value, g = step(w)
+    w = w - 0.5 * g
+  assert float(value) < 0.5 * float(first)
+
+
+def test_redirect_reference_bank_replaces_the_sfg_batch():
+  """refs=None uses the step's SFG batch; an explicit bank equal to it gives the same loss, a
+  bigger bank another; builders.sfg_reference_bank takes the first num_refs SFG examples."""
+  from msgm_jax import builders, data, sde as sde_lib  # pylint: disable=import-outside-toplevel
+  from msgm_jax.train_step import StepConfig  # pylint: disable=import-outside-toplevel
+  from msgm_jax.optim import OptimConfig  # pylint: disable=import-outside-toplevel
+  sde = sde_lib.get_sde("vpsde")
+  cfg, mcfg = LossConfig(reduce_mean=True), MSGMConfig(variant="redirect", alpha=0.5, period=1,
+                                                       std_min=0.3)
+  refs, nsfg = jnp.asarray(REFS), jnp.full((8, 4), 0.9)
+  keys = losses.example_keys(jax.random.key(1), jnp.arange(8))
+  score_fn = lambda x, t: -x  # pylint: disable=unnecessary-lambda-assignment
+
+  def loss(bank):
+    return float(moderation.msgm_objective(jnp.asarray(0), (keys[:3], refs), (keys, nsfg),
+                                           score_fn, sde, cfg, mcfg, active=True, refs=bank)[0])
+
+  assert loss(None) == loss(refs)
+  assert loss(jnp.concatenate([refs, nsfg[:2] * 0.9])) != loss(None)
+  spec = data.DataSpec("colour_digits")
+  step_cfg = StepConfig(loss=cfg, optim=OptimConfig(), msgm=MSGMConfig(variant="redirect",
+                                                                       num_refs=5))
+  bank = builders.sfg_reference_bank(step_cfg, spec)
+  assert bank.shape == (5, 8, 8, 3) and bank.dtype == np.float32
+  np.testing.assert_array_equal(bank, builders.nsfg_references(spec, 5, subset="sfg"))
+  assert builders.sfg_reference_bank(StepConfig(loss=cfg, optim=OptimConfig()), spec) is None

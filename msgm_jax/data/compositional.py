@@ -106,6 +106,25 @@ def read_colour(images, xp=np):
   return xp.argmax(match, axis=-1)
 
 
+def palette_residual(images, xp=np):
+  """How far an image is from any constructed colour digit: |image - L * palette(colour)|
+  summed over pixels and channels, over the luminance L's sum (0 on constructed images; noise
+  images, whose channels disagree everywhere, about 1 or more). float [N, H, W, 3] in [0, 1]
+  -> [N]; an all-black image gives 0 (it has no ink to be off the palette: see ink)."""
+  x = xp.clip(images, 0.0, 1.0)
+  lum = luminance(x)
+  on = xp.asarray(PALETTE, dtype=x.dtype)[read_colour(x, xp)]  # [N, 3]
+  recon = lum * on[:, None, None, :]
+  ink = lum.sum(axis=(1, 2, 3))
+  return xp.abs(x - recon).sum(axis=(1, 2, 3)) / xp.maximum(ink, 1e-6)
+
+
+def ink(images, xp=np):
+  """The luminance's sum over the pixels (real 8x8 digits: 11-31), float [N, H, W, 3] in
+  [0, 1] -> [N]."""
+  return luminance(xp.clip(images, 0.0, 1.0)).sum(axis=(1, 2, 3))
+
+
 def colour_leak(images, xp=np):
   """The largest share of an off channel (0 on constructed images; near 0.5: an ambiguous
   colour): float [N, H, W, 3] in [0, 1] -> [N]."""

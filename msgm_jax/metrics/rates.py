@@ -39,3 +39,20 @@ def rate_summary(flags, name: str = "nsfg_rate") -> Dict[str, Any]:
   n, k = len(flags), int(flags.sum())
   low, high = wilson_interval(k, n)
   return {name: k / n, f"{name}_ci": [low, high], f"{name}_count": k, f"{name}_n": n}
+
+
+def mcnemar_exact(a, b) -> Dict[str, Any]:
+  """McNemar's exact test of paired bool decisions a, b [n] (the same n samples drawn with the
+  same sampler keys by two models): the discordant counts a_only (a True, b False) and b_only,
+  and the two-sided p-value 2 P(X <= min(a_only, b_only)) for X ~ Binomial(a_only + b_only,
+  1/2), capped at 1 (1 when no pair is discordant)."""
+  a, b = np.asarray(a, bool).reshape(-1), np.asarray(b, bool).reshape(-1)
+  if a.shape != b.shape:
+    raise ValueError(f"paired decisions need the same number of samples; got {a.size} and "
+                     f"{b.size} (draw both rows with the same eval.num_samples)")
+  a_only, b_only = int((a & ~b).sum()), int((b & ~a).sum())
+  n, k = a_only + b_only, min(a_only, b_only)
+  # log-space sum of the binomial tail, exact for any n
+  tail = sum(math.exp(math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1)
+                      - n * math.log(2.0)) for i in range(k + 1)) if n else 1.0
+  return {"a_only": a_only, "b_only": b_only, "p_value": min(1.0, 2.0 * tail)}

@@ -29,3 +29,20 @@ def test_rate_summary_counts_flags():
   out = metrics.rate_summary(np.array([True, False, False, True, False]))
   assert out["nsfg_rate"] == 0.4 and out["nsfg_rate_count"] == 2 and out["nsfg_rate_n"] == 5
   assert out["nsfg_rate_ci"] == list(metrics.wilson_interval(2, 5))
+
+
+def test_mcnemar_exact_by_hand():
+  from msgm_jax.metrics.rates import mcnemar_exact  # pylint: disable=import-outside-toplevel
+  # 3 pairs only in a, 15 only in b, 100 agreeing: P(X <= 3), X ~ Bin(18, 1/2), is
+  # (1 + 18 + 153 + 816) / 2^18 = 988 / 262144; two-sided: twice that.
+  a = np.array([1] * 3 + [0] * 15 + [1] * 40 + [0] * 60, bool)
+  b = np.array([0] * 3 + [1] * 15 + [1] * 40 + [0] * 60, bool)
+  out = mcnemar_exact(a, b)
+  assert (out["a_only"], out["b_only"]) == (3, 15)
+  np.testing.assert_allclose(out["p_value"], 2 * 988 / 262144, rtol=1e-12)
+  assert mcnemar_exact(b, a)["p_value"] == out["p_value"]
+  assert mcnemar_exact(a, a)["p_value"] == 1.0  # no discordant pair
+  np.testing.assert_allclose(mcnemar_exact([0] * 10, [1] * 10)["p_value"], 2 / 1024)
+  assert mcnemar_exact([1, 0], [0, 1])["p_value"] == 1.0  # capped
+  with pytest.raises(ValueError, match="same number of samples"):
+    mcnemar_exact([1, 0], [1])
