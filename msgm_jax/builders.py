@@ -145,15 +145,16 @@ def score_adjustment(adjust_cfg, sde, refs) -> Optional[Callable]:
 
 def nsfg_references(spec: data.DataSpec, n: int, subset: str = "nsfg") -> np.ndarray:
   """The first n NSFG (subset='sfg': SFG) examples of the training split in model space
-  ([n, ...] float32; toy2d: points of the components). No dequantisation: they are the data
-  themselves."""
+  ([n, ...] float32; all of them when n < 0 or n exceeds their count; toy2d: points of the
+  components). No dequantisation: they are the data themselves."""
   source = data.make_eval_source(spec, "train", subset)
-  images = np.stack([np.asarray(source[i]["image"]) for i in range(min(n, len(source)))])
+  count = len(source) if n < 0 else min(n, len(source))
+  images = np.stack([np.asarray(source[i]["image"]) for i in range(count)])
   return data.model_inputs(dataclasses.replace(spec, uniform_dequantization=False), images)
 
 
 def sfg_reference_bank(step_cfg: StepConfig, spec: data.DataSpec) -> Optional[np.ndarray]:
-  """The redirect moderation's fixed bank of SFG references (msgm.num_refs > 0), or None."""
+  """The redirect moderation's fixed bank of SFG references (msgm.num_refs != 0), or None."""
   msgm = step_cfg.msgm
   if msgm is None or msgm.variant not in NEEDS_REFS or not msgm.num_refs:
     return None

@@ -8,7 +8,8 @@ rows, comma-separated:
   overrides (rerunning resumes it, or skips it when finished);
 - a sweep suffix on a trained row, <row>@a<alpha>p<period>[m<margin>][w<lo>[_<hi>]][r<n>],
   sets msgm.alpha, msgm.period (and the hinge margin, the NSFG batch's noise window
-  msgm.std_min = lo, msgm.std_max = hi, and msgm.num_refs = n), e.g. redirect@a0.5p1w0.3r9000;
+  msgm.std_min = lo, msgm.std_max = hi, and msgm.num_refs = n, rall: -1, every SFG training
+  example), e.g. redirect@a0.2p1w0.3rall;
 - fine-tuned rows (FINETUNED): a trained row's overrides, started from another row's final
   checkpoint (training.init_from; the step counter restarts) for experiment.finetune_steps
   steps (sweep suffixes apply);
@@ -58,7 +59,7 @@ EXTRA_ROWS: set = set()  # rows an experiment handles itself
 _NUM = r"[0-9.]+(?:e-?[0-9]+)?"
 _SWEEP = re.compile(
     rf"^(?P<base>[a-z_]+)@a(?P<alpha>{_NUM})p(?P<period>\d+)(m(?P<margin>{_NUM}))?"
-    rf"(w(?P<std_min>{_NUM})(_(?P<std_max>{_NUM}))?)?(r(?P<num_refs>\d+))?$")
+    rf"(w(?P<std_min>{_NUM})(_(?P<std_max>{_NUM}))?)?(r(?P<num_refs>\d+|all))?$")
 _FREE = re.compile(r"^(?P<base>.+)\+free_(?P<method>[a-z]+)$")
 
 
@@ -84,7 +85,7 @@ def _trained_overrides(name: str) -> Dict[str, object]:
       out["msgm.std_min"] = float(match["std_min"])
       out["msgm.std_max"] = float(match["std_max"] or 0.0)
     if match["num_refs"]:
-      out["msgm.num_refs"] = int(match["num_refs"])
+      out["msgm.num_refs"] = -1 if match["num_refs"] == "all" else int(match["num_refs"])
     return out
   if name in FINETUNED:
     return _trained_overrides(FINETUNED[name][1])

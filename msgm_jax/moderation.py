@@ -37,9 +37,16 @@ MODERATIONS: Registry = Registry("moderation variant")
 ORTHOGONAL_FORMS = ("elementwise", "inner", "cosine")
 NEEDS_REFS = ("redirect",)  # variants that read the SFG reference batch
 OBTUSE_SIGNS = ("release", "repel")
-# msgm.preset: named loss forms that override msgm.form / sign / hinge / margin on any config
-# (variant, alpha and period stay as configured). "release": the authors' code, literally.
-PRESETS = {"release": dict(form="elementwise", sign="release", hinge=False, margin=0.0)}
+# msgm.preset: named settings that override the msgm fields they name on any config (the
+# others stay as configured). "release": the authors' loss forms, literally (variant, alpha
+# and period as configured). "redirect": the setting that stops compositional NSFG generation
+# on images (docs/compositional_report.md, phase 3): redirect towards every SFG training
+# image's posterior mean, alpha 0.2 on every step, NSFG noise std >= 0.3.
+PRESETS = {
+    "release": dict(form="elementwise", sign="release", hinge=False, margin=0.0),
+    "redirect": dict(variant="redirect", alpha=0.2, period=1, std_min=0.3, std_max=0.0,
+                     num_refs=-1),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,7 +55,7 @@ class MSGMConfig:
   (obtuse); alpha: weight of the moderation term; period: applied when step % period == 0;
   std_min, std_max: the noise window of the NSFG batch (std_max 0: no upper end);
   num_refs (redirect): 0 takes the step's SFG batch as the references, n > 0 the first n SFG
-  training examples, a fixed bank (train.compiled_step builds it; the same on every device).
+  training examples, -1 all of them: a fixed bank (train.compiled_step builds it; the same on every device).
 
   Field defaults are the release's literal forms (for hand checks and notebooks); the project's
   default, which configs get from presets.base(), is obtuse / repel / hinge / margin 1.0."""
@@ -77,8 +84,9 @@ class MSGMConfig:
     if not 0.0 <= self.alpha <= 1.0 or self.period < 1:
       raise ValueError(f"need 0 <= msgm.alpha <= 1 and msgm.period >= 1; got alpha="
                        f"{self.alpha}, period={self.period}")
-    if self.num_refs < 0:
-      raise ValueError(f"msgm.num_refs={self.num_refs} must be >= 0 (0: the SFG batch)")
+    if self.num_refs < -1:
+      raise ValueError(f"msgm.num_refs={self.num_refs} must be >= -1 (0: the step's SFG "
+                       "batch, n > 0: the first n SFG training examples, -1: all of them)")
     if self.std_min < 0 or self.std_max < 0 or (0 < self.std_max <= self.std_min):
       raise ValueError(f"the noise window needs 0 <= msgm.std_min < msgm.std_max (or "
                        f"std_max=0: no upper end); got std_min={self.std_min}, "
@@ -86,14 +94,14 @@ class MSGMConfig:
 
   @classmethod
   def from_config(cls, msgm_cfg) -> "MSGMConfig":
-    """config.msgm -> MSGMConfig; msgm.preset (when set) overrides the forms it names."""
+    """config.msgm -> MSGMConfig; msgm.preset (when set) overrides the fields it names."""
     names = {f.name for f in dataclasses.fields(cls)}
     values = {k: v for k, v in msgm_cfg.items() if k in names}
     preset = msgm_cfg.get("preset", "")
     if preset:
       if preset not in PRESETS:
         raise ValueError(f"msgm.preset={preset!r} is not one of {', '.join(PRESETS)} (or '' "
-                         "to use msgm.form / sign / hinge / margin as set)")
+                         "to use the msgm fields as set)")
       values.update(PRESETS[preset])
     return cls(**values)
 

@@ -45,14 +45,16 @@ def base() -> ml_collections.ConfigDict:
   msgm.hinge = True  # obtuse: relu(... + margin) so the term is bounded below by 0
   msgm.margin = 1.0  # obtuse with hinge: ask for <s std, -z> / D <= -margin
   # "release": the authors' loss forms (elementwise; release sign, no hinge), overriding the
-  # four fields above; "": use them as set. Applied by MSGMConfig.from_config.
+  # four fields above; "redirect": the image setting (variant, alpha, period, window and
+  # references; moderation.PRESETS); "": use the fields as set. MSGMConfig.from_config.
   msgm.preset = ""
   msgm.alpha = 0.01
   msgm.period = 4
   # The NSFG batch's noise window: t drawn where std_min <= std(t) <= std_max (0: no end).
   msgm.std_min = 0.0
   msgm.std_max = 0.0
-  # redirect: its SFG references, 0 the step's SFG batch, n > 0 the first n SFG examples.
+  # redirect: its SFG references, 0 the step's SFG batch, n > 0 the first n SFG examples,
+  # -1 all of them.
   msgm.num_refs = 0
   msgm.nsfg_batch_size = 0  # 0: same as training.batch_size
 

@@ -152,7 +152,8 @@ SECTIONS.add("msgm", {
     "preset": lambda v: None if v == "" else (
         one_of(tuple(moderation.PRESETS))(v) and "'' (none) or " + one_of(moderation.PRESETS)(v)),
     "alpha": number(0.0, 1.0), "period": POSITIVE, "std_min": number(lo=0.0),
-    "std_max": number(lo=0.0), "num_refs": integer(lo=0, zero="the step's SFG batch"),
+    "std_max": number(lo=0.0), "num_refs": integer(
+        lo=-1, zero="the step's SFG batch; n > 0: the first n SFG examples; -1: all"),
     "nsfg_batch_size": integer(lo=0, zero="training.batch_size")})
 SECTIONS.add("sampling", {
     "method": one_of(builders.SAMPLER_METHODS), "predictor": one_of(sampling.PREDICTORS.names),

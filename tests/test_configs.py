@@ -76,6 +76,28 @@ def test_release_preset_from_the_command_line(path, variant, alpha, period):
                                 "--config.msgm.preset=paper"))
 
 
+def test_redirect_preset_from_the_command_line():
+  """--config.msgm.preset=redirect sets the image setting's variant, alpha, period, window and
+  references on any config, over the config's own values."""
+  from msgm_jax.moderation import MSGMConfig  # pylint: disable=import-outside-toplevel
+  cfg = _parse("configs/msgm/digits_ddpm.py", "--config.training.regime=msgm",
+               "--config.msgm.preset=redirect", "--config.msgm.alpha=0.7")
+  assert builders.step_config(cfg).msgm == MSGMConfig(
+      variant="redirect", form="elementwise", sign="repel", hinge=True, margin=1.0, alpha=0.2,
+      period=1, std_min=0.3, std_max=0.0, num_refs=-1)
+
+
+def test_the_colour_digits_msgm_config_is_the_redirect_preset():
+  """configs/msgm/colour_digits_ddpm.py spells out moderation.PRESETS['redirect'] (the setting
+  docs/compositional_report.md's phase 3 measured), so the two cannot drift apart."""
+  from msgm_jax.moderation import PRESETS  # pylint: disable=import-outside-toplevel
+  spelled = builders.step_config(load_config("configs/msgm/colour_digits_ddpm.py")).msgm
+  preset = builders.step_config(_parse("configs/msgm/colour_digits_ddpm.py",
+                                       "--config.msgm.preset=redirect")).msgm
+  assert spelled == preset
+  assert {k: getattr(spelled, k) for k in PRESETS["redirect"]} == PRESETS["redirect"]
+
+
 def test_the_releases_own_cifar10_setup():
   """DDPM U-Net, continuous VP SDE, probability-flow ODE sampling, release loss forms, alpha
   0.01 every 4th step, NSFG automobile and dog, 400 + 400 per step."""

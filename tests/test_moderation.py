@@ -1,5 +1,7 @@
 """Moderation terms against hand computations, and the direction each one moves the score."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -286,6 +288,8 @@ def test_noise_window_outside_the_sde_is_refused():
     losses.noise_window(sde_lib.get_sde("vpsde"), LossConfig(), 1.5, 0.0)
   with pytest.raises(ValueError, match="std_min < msgm.std_max"):
     MSGMConfig(variant="redirect", std_min=0.5, std_max=0.4)
+  with pytest.raises(ValueError, match="num_refs=-2 must be >= -1"):
+    MSGMConfig(variant="redirect", num_refs=-2)
 
 
 def test_redirect_objective_trains_under_jit_with_a_window():
@@ -338,3 +342,7 @@ def test_redirect_reference_bank_replaces_the_sfg_batch():
   assert bank.shape == (5, 8, 8, 3) and bank.dtype == np.float32
   np.testing.assert_array_equal(bank, builders.nsfg_references(spec, 5, subset="sfg"))
   assert builders.sfg_reference_bank(StepConfig(loss=cfg, optim=OptimConfig()), spec) is None
+  every = builders.sfg_reference_bank(dataclasses.replace(
+      step_cfg, msgm=MSGMConfig(variant="redirect", num_refs=-1)), spec)
+  assert every.shape == (9000, 8, 8, 3)  # 1500 digits x 7 colours, less the 10 NSFG combos
+  np.testing.assert_array_equal(every[:5], bank)

@@ -60,6 +60,11 @@ def test_rows_and_unknown_rows():
   assert free.trained == "unseen" and free.overrides["adjust.method"] == "obtuse"
   with pytest.raises(ValueError, match="unknown score adjustment 'away'"):
     experiment.row("unseen+free_away")
+  windowed = experiment.row("unseen_finetuned_redirect@a0.2p1w0.3_0.9rall")
+  assert windowed.source == "unseen" and windowed.overrides == {
+      "training.regime": "msgm", "msgm.variant": "redirect", "msgm.alpha": 0.2,
+      "msgm.period": 1, "msgm.std_min": 0.3, "msgm.std_max": 0.9, "msgm.num_refs": -1}
+  assert experiment.row("redirect@a0.5p1w0.1r64").overrides["msgm.num_refs"] == 64
 
 
 @pytest.mark.slow
