@@ -101,15 +101,33 @@ def _quiet_failed_reads() -> None:
   _QUIET.append(hook)
 
 
+_READ_ONLY_NOTICES = ("Given directory is read only", "CheckpointManagerOptions.read_only=True")
+
+
+def _drop_read_only_notices(record) -> bool:
+  """Orbax warns on every read-only manager ('Given directory is read only=...', though the
+  directory is not: it is the manager's mode); a reader opened read-only on purpose cannot
+  act on it (notebooks printed it twice per trained.load)."""
+  return not str(record.msg).startswith(_READ_ONLY_NOTICES)
+
+
+py_logging.getLogger("absl").addFilter(_drop_read_only_notices)
+
+
 class Checkpointer:
   """A thin wrapper over ocp.CheckpointManager with the project's layout and checks."""
 
   def __init__(self, directory: str, *, max_to_keep: int = 2, keep_period: int = 0,
                read_only: bool = False):
     self.directory = os.path.abspath(directory)
-    options = ocp.CheckpointManagerOptions(
-        max_to_keep=max_to_keep, keep_period=keep_period or None, create=not read_only,
-        read_only=read_only, enable_async_checkpointing=True)
+    if read_only:  # the values Orbax would otherwise reset (with a warning each)
+      options = ocp.CheckpointManagerOptions(
+          max_to_keep=None, keep_period=None, save_interval_steps=0, create=False,
+          read_only=True, enable_async_checkpointing=True)
+    else:
+      options = ocp.CheckpointManagerOptions(
+          max_to_keep=max_to_keep, keep_period=keep_period or None, create=True,
+          enable_async_checkpointing=True)
     self._mngr = ocp.CheckpointManager(self.directory, item_names=("state", "meta"),
                                        options=options)
 

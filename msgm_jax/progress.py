@@ -1,20 +1,34 @@
 """A progress bar with ETA for process 0 (tqdm), silent elsewhere."""
 
 import sys
+import threading
 
 
 class Progress:
-  """Shows `desc: n/total [elapsed<ETA]` on stderr from the moment it is made (so the first
-  compilation shows as a bar at 0); usable as a context manager."""
+  """Shows `desc: n/total [elapsed<ETA]` on stderr; usable as a context manager.
+
+  The bar starts at the first update, so the ETA never counts the first call's compilation
+  (which took 'an ETA of 1:10:50' at step 1 before): if that update has not come after
+  `notice_after` seconds, one line `desc: compiling ...` says what the wait is.
+  """
 
   def __init__(self, total: int, initial: int = 0, enabled: bool = True, desc: str = "train",
-               unit: str = "step"):
+               unit: str = "step", notice_after: float = 2.0):
     self._bar = None
-    if enabled:
-      from tqdm import tqdm  # pylint: disable=import-outside-toplevel
-      self._bar = tqdm(total=total, initial=initial, desc=desc, unit=unit, file=sys.stderr,
-                       dynamic_ncols=True, mininterval=1.0, smoothing=0.1)
+    self._enabled = enabled
+    self._bar_args = dict(total=total, desc=desc, unit=unit, file=sys.stderr,
+                          dynamic_ncols=True, mininterval=1.0, smoothing=0.1)
     self._n = initial
+    self._notice = None
+    if enabled:
+      self._notice = threading.Timer(notice_after, self._say_compiling, args=(desc, unit))
+      self._notice.daemon = True
+      self._notice.start()
+
+  @staticmethod
+  def _say_compiling(desc: str, unit: str) -> None:
+    print(f"{desc}: compiling the first {unit} (XLA; once per process), the bar and its ETA "
+          "start after it", file=sys.stderr, flush=True)
 
   def __enter__(self) -> "Progress":
     return self
@@ -23,13 +37,20 @@ class Progress:
     self.close()
 
   def update(self, step: int, loss: float = None) -> None:
-    if self._bar is None:
+    if not self._enabled:
       return
-    self._bar.update(step - self._n)
+    if self._bar is None:  # the first call's work counts as done before the clock starts
+      self._notice.cancel()
+      from tqdm import tqdm  # pylint: disable=import-outside-toplevel
+      self._bar = tqdm(initial=step, **self._bar_args)
+    else:
+      self._bar.update(step - self._n)
     self._n = step
     if loss is not None:
       self._bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
 
   def close(self) -> None:
+    if self._notice is not None:
+      self._notice.cancel()
     if self._bar is not None:
       self._bar.close()

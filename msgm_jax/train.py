@@ -200,7 +200,8 @@ def make_sampler(run: Run, adjust=None, with_nfe: bool = False):
 
 
 def _training_eval(run: Run) -> Optional[eval_loss.TrainingEval]:
-  """The eval_loss of the EMA parameters, every training.eval_freq steps (0: never)."""
+  """The eval_loss of the EMA parameters, every training.eval_freq steps and at the last
+  step (0: never)."""
   cfg = run.config
   if not cfg.training.eval_freq:
     return None
@@ -322,14 +323,15 @@ def train_and_evaluate(config, workdir: str, *,
         monitor.flush(step, metrics)
       else:
         bar.update(step)
-      if evaluator is not None and step % cfg.eval_freq == 0:
+      last = step == cfg.n_iters  # a short run still ends with its eval loss and a picture
+      if evaluator is not None and (step % cfg.eval_freq == 0 or last):
         writer.scalars(step, evaluator(p_state.ema_params))  # fetched before p_state is donated
       if save:
         state = parallel.unreplicate(p_state)
         ckpt.save(step, state, _meta(run, state, step))
         writer.flush()  # the logs up to this checkpoint survive a kill, as the parameters do
         monitor.last_saved = step
-      if sample_fn is not None and step % cfg.snapshot_freq == 0:
+      if sample_fn is not None and (step % cfg.snapshot_freq == 0 or last):
         _snapshot_samples(run, sample_fn, p_state.ema_params, step, writer,
                           os.path.join(workdir, "samples"))
         writer.flush()

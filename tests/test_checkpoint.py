@@ -131,3 +131,13 @@ def test_a_shape_mismatch_is_not_taken_for_damage(saved, tmp_path):
     ckpt.restore_newest(like)
   ckpt.close()
   assert sorted(os.listdir(directory)) == ["10", "20"]
+
+
+def test_opening_a_run_for_reading_prints_no_orbax_notices(saved, caplog):
+  """A read-only open (trained.load, eval, sample) logs nothing a user cannot act on: Orbax's
+  'Given directory is read only' and 'read_only=True, setting ...' warnings are gone."""
+  with caplog.at_level("WARNING"):
+    ckpt, _ = checkpoint.Checkpointer.for_reading(os.path.dirname(saved))
+    assert ckpt.all_steps() == [10, 20]
+    ckpt.close()
+  assert not [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]

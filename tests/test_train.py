@@ -89,3 +89,19 @@ def test_schedule_must_align_with_fused_calls(tmp_path):
   config = tiny_toy_config(log_freq=7)
   with pytest.raises(ValueError, match="training.log_freq=7 is not a multiple"):
     train.train_and_evaluate(config, str(tmp_path))
+
+
+def test_a_short_run_ends_with_its_eval_loss_and_a_picture(tmp_path):
+  """n_iters below snapshot_freq and eval_freq: the last step still writes a sample picture
+  and logs eval_loss (a newcomer's first run shows what it learned)."""
+  import json  # pylint: disable=import-outside-toplevel
+  workdir = str(tmp_path)
+  config = tiny_toy_config(regime="unseen", n_iters=15, snapshot_freq=1000, eval_freq=1000,
+                           snapshot_freq_for_preemption=1000, snapshot_sampling=True)
+  config.model.num_scales = 10
+  train.train_and_evaluate(config, workdir)
+  assert os.listdir(os.path.join(workdir, "samples")) == ["samples_00000015.png"]
+  with open(os.path.join(workdir, "metrics.jsonl"), encoding="utf-8") as f:
+    records = [json.loads(line) for line in f]
+  assert [r["step"] for r in records if "eval_loss" in r] == [15]
+  assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["15"]
