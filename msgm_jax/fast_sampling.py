@@ -136,10 +136,10 @@ def ddim_sample(key: Array, sde, score_fn: ScoreFn, shape, *, num_steps: int = 5
   """DDIM on num_steps steps uniform in t from T to eps (VP and sub-VP).
 
   Each step s -> t: x_t = m_t D + sqrt(std_t^2 - c^2) (x_s - m_s D) / std_s + c noise, with
-  c = eta std_t sqrt(1 - exp(-2 (lambda_t - lambda_s))) (eta 0: deterministic, 1: DDPM's
-  posterior noise; eta may be traced). z: an optional latent [shape] (else a prior draw with
-  `key`); denoise: ode_sample's final step. Returns (x [shape], nfe = num_steps (+1 with
-  denoise)).
+  c = eta std_t sqrt(1 - exp(-2 (lambda_t - lambda_s))), eta in [0, 1] (0: deterministic,
+  1: DDPM's posterior noise; eta may be traced). z: an optional latent [shape] (else a prior
+  draw with `key`); denoise: ode_sample's final step. Returns (x [shape], nfe = num_steps
+  (+1 with denoise)).
   """
   g = _start("ddim", key, sde, shape, z, "time", num_steps, eps)
   t, m, std = _const(g.t), _const(g.m), _const(g.std)

@@ -68,7 +68,7 @@ def base() -> ml_collections.ConfigDict:
   sampling.eps = 1e-3  # end time of sampling (method.md section 2: 1e-3 VP/sub-VP, 1e-5 VE)
   sampling.ode_tol = 1e-5  # rtol = atol of the probability-flow ODE sampler
   sampling.num_steps = 50  # steps of ddim / dpm_solver / heun (heun: 2 evaluations a step)
-  sampling.ddim_eta = 0.0  # ddim's fresh noise per step (0: deterministic, 1: DDPM's)
+  sampling.ddim_eta = 0.0  # ddim's fresh noise per step in [0, 1] (0: deterministic, 1: DDPM's)
 
   config.eval = evaluate = ml_collections.ConfigDict()
   # --mode=eval: checkpoints with begin_ckpt <= step <= end_ckpt (training steps; 0/0: the

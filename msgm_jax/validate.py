@@ -160,7 +160,7 @@ SECTIONS.add("sampling", {
     "corrector": one_of(sampling.CORRECTORS.names), "n_steps_each": POSITIVE,
     "noise_removal": boolean, "probability_flow": boolean, "snr": POSITIVE_NUMBER,
     "batch_size": POSITIVE, "eps": number(0.0, 1.0, lo_open=True, hi_open=True),
-    "ode_tol": POSITIVE_NUMBER, "num_steps": POSITIVE, "ddim_eta": number(lo=0.0)})
+    "ode_tol": POSITIVE_NUMBER, "num_steps": POSITIVE, "ddim_eta": number(0.0, 1.0)})
 SECTIONS.add("eval", {
     "begin_ckpt": integer(lo=0, zero="the latest"), "end_ckpt": integer(lo=0, zero="no bound"),
     "batch_size": POSITIVE, "num_batches": POSITIVE, "enable_loss": boolean,

@@ -49,7 +49,7 @@ BAD = [
     ("sampling.predictor", "heun", "must be one of ancestral_sampling, euler_maruyama"),
     ("sampling.method", "dpm", "must be one of pc, ode, ddim, dpm_solver, heun"),
     ("sampling.num_steps", 0, "must be an integer >= 1"),
-    ("sampling.ddim_eta", -0.5, "must be a number >= 0.0"),
+    ("sampling.ddim_eta", 1.5, "must be a number >= 0.0 and <= 1.0"),
     ("data.dataset", "imagenet", "must be one of celeba, cifar10"),
     ("experiment.rows", "standard,oops", "unknown row 'oops'"),
     ("adjust.method", "away", "must be '' (none) or one of obtuse, orthogonal"),
