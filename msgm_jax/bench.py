@@ -9,7 +9,9 @@ Nothing is read from disk but the config: batches are random arrays of the data'
 dataset need not be prepared. Every function is compiled ahead of time (the compile seconds are
 reported), run `--warmup` times, then timed `--steps` times (wall and process CPU seconds, and
 the load average of the host). `--what=forward` times one eval-mode network evaluation on
-sampling.batch_size inputs (not part of 'all'). FLOPs come from XLA's cost analysis
+sampling.batch_size inputs (not part of 'all'); `--what=fast` the fixed-grid samplers
+(msgm_jax/fast_sampling.py) at sampling.num_steps steps, each a whole sample (not part of
+'all' either). FLOPs come from XLA's cost analysis
 of one train step / one score evaluation (per device under pmap); MFU divides the achieved
 FLOP/s by the chip's peak (measure.PEAK_FLOPS) times the device count. How to read the numbers:
 docs/performance.md.
@@ -25,7 +27,7 @@ import numpy as np
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from msgm_jax import builders, measure, opprofile, parallel, train
+from msgm_jax import builders, fast_sampling, measure, opprofile, parallel, train
 from msgm_jax.models.summary import param_count
 
 FLAGS = flags.FLAGS
@@ -38,9 +40,11 @@ def _define_flags():
                                   lock_config=True)
   flags.DEFINE_integer("steps", 10, "Timed calls per measurement (after the warm-up).")
   flags.DEFINE_integer("warmup", 2, "Untimed calls after compilation.")
-  flags.DEFINE_enum("what", "all", ["train", "forward", "sample", "ode", "all", "flops",
+  flags.DEFINE_enum("what", "all", ["train", "forward", "sample", "ode", "fast", "all", "flops",
                                     "profile"],
-                    "What to measure ('all': train, sample and ode; 'flops': only XLA's FLOP "
+                    "What to measure ('all': train, sample and ode; 'fast': the fixed-grid "
+                    "samplers ddim, dpm_solver and heun that the SDE takes, at "
+                    "sampling.num_steps steps; 'flops': only XLA's FLOP "
                     "count of a train step, nothing compiled or run; 'profile': where the train "
                     "step's time goes, per operation category, over --steps calls).")
   flags.DEFINE_list("conv", [], "Also time the train step with each of these model.conv_impl "
@@ -221,7 +225,8 @@ def bench_forward(config, steps: int, warmup: int) -> Dict[str, Any]:
 def bench_sample(config, steps: int, warmup: int, method: str,
                  sample_steps: int) -> Dict[str, Any]:
   """The training loop's sampler (train.make_sampler) with sampling.method = `method`: PC
-  (`sample_steps` steps timed, scaled to 1000) or the probability-flow ODE."""
+  (`sample_steps` steps timed, scaled to 1000), the probability-flow ODE, or a fixed-grid
+  sampler (ddim, dpm_solver, heun) at sampling.num_steps steps, timed whole."""
   config = config.copy_and_resolve_references()
   with config.unlocked():
     config.sampling.method = method
@@ -250,6 +255,8 @@ def bench_sample(config, steps: int, warmup: int, method: str,
   if method == "pc":
     out.update(steps_timed=sample_steps, predictor=spec.predictor, corrector=spec.corrector,
                seconds_per_1000_steps=seconds["median"] * 1000 / sample_steps)
+  elif method in fast_sampling.FAST_SAMPLERS:
+    out.update(num_steps=spec.num_steps)
   else:
     out.update(rtol=spec.ode_tol, atol=spec.ode_tol)
   out.update(measure.throughput(flops_per_nfe * nfe if flops_per_nfe else None,
@@ -280,6 +287,10 @@ def run_bench(config, what: str = "all", steps: int = 10, warmup: int = 2,
     result["sample"] = bench_sample(config, steps, warmup, "pc", sample_steps)
   if what in ("ode", "all"):
     result["ode"] = bench_sample(config, steps, warmup, "ode", sample_steps)
+  if what == "fast":
+    for method in fast_sampling.FAST_SAMPLERS:
+      if isinstance(run.sde, fast_sampling.FAST_SAMPLERS.get(method).sdes):
+        result[method] = bench_sample(config, steps, warmup, method, sample_steps)
   if conv:
     result["conv"] = {}
     for impl in conv:

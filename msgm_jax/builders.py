@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from msgm_jax import adjust, data, sampling
+from msgm_jax import adjust, data, fast_sampling, sampling
 from msgm_jax import sde as sde_lib
 from msgm_jax.losses import LossConfig
 from msgm_jax.moderation import NEEDS_REFS, MSGMConfig
@@ -21,7 +21,9 @@ from msgm_jax.train_step import StepConfig
 
 Array = jax.Array
 REGIMES = ("standard", "unseen", "msgm")
-SAMPLER_METHODS = ("pc", "ode")
+SAMPLER_METHODS = ("pc", "ode") + tuple(fast_sampling.FAST_SAMPLERS)
+# Fields of the sampling section that only some methods read (None: every fast sampler).
+METHOD_FIELDS = {"sampling.num_steps": None, "sampling.ddim_eta": ("ddim",)}
 
 
 def sde_from_config(training_cfg, model_cfg):
@@ -74,9 +76,20 @@ def score_fn_builder(model, sde, continuous: bool, train: bool, flow: bool = Fal
   return build
 
 
+def unused_sampling_fields(sampling_cfg) -> Tuple[str, ...]:
+  """The METHOD_FIELDS that sampling.method does not read: left out of the names of outputs
+  (msgm_jax/sample.py), so that they change only with settings that change the samples."""
+  method = sampling_cfg.method.lower()
+  fast = method in fast_sampling.FAST_SAMPLERS
+  return tuple(f for f, users in METHOD_FIELDS.items()
+               if not (fast if users is None else method in users))
+
+
 @dataclasses.dataclass(frozen=True)
 class SamplerSpec:
-  """How to draw samples: 'pc' (predictor-corrector) or 'ode' (probability flow)."""
+  """How to draw samples: 'pc' (predictor-corrector), 'ode' (probability flow, RK45) or a
+  fixed-grid solver of the probability flow ('ddim', 'dpm_solver', 'heun';
+  msgm_jax/fast_sampling.py) with num_steps steps (eta: DDIM's fresh noise)."""
 
   method: str = "pc"
   predictor: str = "reverse_diffusion"
@@ -87,6 +100,13 @@ class SamplerSpec:
   denoise: bool = True
   eps: float = 1e-3
   ode_tol: float = 1e-5
+  num_steps: int = 50
+  eta: float = 0.0
+
+  @property
+  def flow(self) -> bool:
+    """Whether the sampler solves the probability-flow ODE (its score parametrisation)."""
+    return self.method != "pc"
 
   @classmethod
   def from_config(cls, sampling_cfg) -> "SamplerSpec":
@@ -95,7 +115,8 @@ class SamplerSpec:
                n_steps=sampling_cfg.n_steps_each,
                probability_flow=sampling_cfg.probability_flow,
                denoise=sampling_cfg.noise_removal, eps=sampling_cfg.eps,
-               ode_tol=sampling_cfg.ode_tol)
+               ode_tol=sampling_cfg.ode_tol, num_steps=sampling_cfg.get("num_steps", 50),
+               eta=sampling_cfg.get("ddim_eta", 0.0))
     if spec.method not in SAMPLER_METHODS:
       raise ValueError(f"sampling.method={spec.method!r} is not one of "
                        f"{', '.join(SAMPLER_METHODS)}")
@@ -108,6 +129,11 @@ class SamplerSpec:
     if self.method == "ode":
       return sampling.ode_sample(key, sde, score_fn, shape, rtol=self.ode_tol, atol=self.ode_tol,
                                  eps=self.eps, denoise=self.denoise)
+    if self.method in fast_sampling.FAST_SAMPLERS:
+      extra = {"eta": self.eta} if self.method == "ddim" else {}
+      return fast_sampling.FAST_SAMPLERS.get(self.method).fn(
+          key, sde, score_fn, shape, num_steps=self.num_steps, eps=self.eps,
+          denoise=self.denoise, **extra)
     return sampling.pc_sample(key, sde, score_fn, shape, predictor=self.predictor,
                               corrector=self.corrector, snr=self.snr, n_steps=self.n_steps,
                               probability_flow=self.probability_flow, eps=self.eps,
@@ -119,7 +145,7 @@ def model_sampler(spec: SamplerSpec, model, sde, continuous: bool, shape,
   """f(key, variables) -> samples [shape] from the model's score (optionally transformed by
   `adjust(score_fn) -> score_fn`, a training-free score adjustment); with_nfe: f returns
   (samples, nfe as int32)."""
-  build = score_fn_builder(model, sde, continuous, train=False, flow=spec.method == "ode")
+  build = score_fn_builder(model, sde, continuous, train=False, flow=spec.flow)
 
   def sample(key, variables):
     score_fn = build(variables, None)

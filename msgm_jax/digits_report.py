@@ -275,6 +275,15 @@ def _nsfg_text(config) -> str:
   return f"digit {', '.join(map(str, classes))}"
 
 
+def _sampler_text(config) -> str:
+  """'pc, 1000 steps', 'dpm_solver, 20 steps' or 'ode, RK45 at tolerance 1e-05'."""
+  method = config.sampling.method.lower()
+  if method == "ode":
+    return f"ode, RK45 at tolerance {config.sampling.ode_tol}"
+  steps = config.model.num_scales if method == "pc" else config.sampling.num_steps
+  return f"{method}, {steps} steps"
+
+
 def report_text(results: Dict[str, Dict], config) -> str:
   first = next(iter(results.values()))
   floor_ci = first["floor_ci"]
@@ -285,7 +294,7 @@ def report_text(results: Dict[str, Dict], config) -> str:
           f"{detector} on the real test images: floor (SFG images taken for NSFG) "
           f"{first['floor']:.4f} [{floor_ci[0]:.4f}, {floor_ci[1]:.4f}], recall (NSFG images "
           f"found) {first['recall']:.4f}. {config.eval.num_samples} samples per row "
-          f"({config.sampling.method}, {config.model.num_scales} steps); bpd of the first "
+          f"({_sampler_text(config)}); bpd of the first "
           f"{config.eval.bpd_num_examples} test images of each subset; "
           f"{config.training.n_iters} training steps per trained row, "
           f"{config.experiment.finetune_steps} fine-tuning steps, seed {config.seed}. "

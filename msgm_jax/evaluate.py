@@ -219,7 +219,8 @@ def eval_tag(config) -> str:
   return agreement.settings_tag(
       config, ("seed", "eval.", "sampling.", "adjust.", "training.sde", "training.continuous",
                "training.reduce_mean", "training.likelihood_weighting", "data.", "model."),
-      exclude=("eval.begin_ckpt", "eval.end_ckpt", "data.data_dir", "data.cache_dir"))
+      exclude=("eval.begin_ckpt", "eval.end_ckpt", "data.data_dir", "data.cache_dir") +
+      builders.unused_sampling_fields(config.sampling))
 
 
 def _readable(ckpt: checkpoint.Checkpointer, steps: List[int], template, latest_only: bool):

@@ -59,7 +59,7 @@ def base() -> ml_collections.ConfigDict:
   msgm.nsfg_batch_size = 0  # 0: same as training.batch_size
 
   config.sampling = sampling = ml_collections.ConfigDict()
-  sampling.method = "pc"  # pc | ode
+  sampling.method = "pc"  # pc | ode | ddim | dpm_solver | heun (README: Sampling)
   sampling.predictor = "reverse_diffusion"
   sampling.corrector = "langevin"
   sampling.n_steps_each = 1
@@ -69,6 +69,8 @@ def base() -> ml_collections.ConfigDict:
   sampling.batch_size = 64  # samples drawn at each snapshot
   sampling.eps = 1e-3  # end time of sampling (method.md section 2: 1e-3 VP/sub-VP, 1e-5 VE)
   sampling.ode_tol = 1e-5  # rtol = atol of the probability-flow ODE sampler
+  sampling.num_steps = 50  # steps of ddim / dpm_solver / heun (heun: 2 evaluations a step)
+  sampling.ddim_eta = 0.0  # ddim's fresh noise per step in [0, 1] (0: deterministic, 1: DDPM's)
 
   config.eval = evaluate = ml_collections.ConfigDict()
   # --mode=eval: checkpoints with begin_ckpt <= step <= end_ckpt (training steps; 0/0: the

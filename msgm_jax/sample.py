@@ -46,10 +46,16 @@ _SAMPLER_FIELDS = ("seed", "sampling.", "adjust.", "training.sde", "training.con
                    "data.", "model.")
 
 
+def _not_in_tag(config) -> tuple:
+  """Fields that do not change the samples: where the data lives, and the sampling fields
+  that sampling.method does not read (so that adding them kept the names of earlier runs)."""
+  return ("data.data_dir", "data.cache_dir") + builders.unused_sampling_fields(config.sampling)
+
+
 def sample_tag(config) -> str:
   """Names the settings that determine the samples (see the module docstring)."""
   return agreement.settings_tag(config, _SAMPLER_FIELDS + ("eval.num_samples",),
-                                exclude=("data.data_dir", "data.cache_dir"))
+                                exclude=_not_in_tag(config))
 
 
 def store_dir(root: str, config, step: int, n_devices: int) -> str:
@@ -57,8 +63,7 @@ def store_dir(root: str, config, step: int, n_devices: int) -> str:
   settings that determine batch i (the sampler, seed, data, model and SDE, and the device
   count, since each device draws its own stream) but not the number of samples, so a larger
   eval.num_samples reuses the batches drawn before."""
-  tag = agreement.settings_tag(config, _SAMPLER_FIELDS, exclude=("data.data_dir",
-                                                                 "data.cache_dir"))
+  tag = agreement.settings_tag(config, _SAMPLER_FIELDS, exclude=_not_in_tag(config))
   return os.path.join(root, f"{tag}_{n_devices}dev", f"step_{step}")
 
 

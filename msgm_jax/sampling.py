@@ -277,7 +277,7 @@ def _flow_rhs(sde, score_fn: ScoreFn) -> Callable[[Array, Array], Array]:
   return lambda t, x: drift(x, jnp.full((x.shape[0],), t))
 
 
-def _latent(key: Array, sde, shape, z: Optional[Array]) -> Array:
+def prior_or_latent(key: Array, sde, shape, z: Optional[Array]) -> Array:
   """z, checked against shape, or a prior draw of shape."""
   if z is None:
     return sde.prior_sampling(key, shape)
@@ -296,15 +296,20 @@ def ode_sample(key: Array, sde, score_fn: ScoreFn, shape, *, rtol: float = 1e-5,
   Returns (x [shape], nfe) with nfe a traced int32 (adaptive); x is NaN when the solver runs
   out of `max_steps` before reaching eps.
   """
-  z = _latent(key, sde, shape, z)
+  z = prior_or_latent(key, sde, shape, z)
   result = odeint_dopri5(_flow_rhs(sde, score_fn), z, sde.T, eps, rtol=rtol, atol=atol,
                          max_steps=max_steps)
   x, nfe = jnp.where(result.success, result.y, jnp.nan), result.nfe
   if denoise:
-    t = jnp.full((shape[0],), eps)
-    _, x = reverse_diffusion(key, x, t, score_fn, sde=sde)
-    nfe = nfe + 1
+    x, nfe = denoise_step(key, sde, score_fn, x, eps), nfe + 1
   return x, nfe
+
+
+def denoise_step(key: Array, sde, score_fn: ScoreFn, x: Array, eps: float) -> Array:
+  """The noise-free mean of one reverse-diffusion step at eps (score_sde's ODE denoising), for
+  x [B, ...] at time eps; one score evaluation."""
+  _, x = reverse_diffusion(key, x, jnp.full((x.shape[0],), eps), score_fn, sde=sde)
+  return x
 
 
 def ode_trajectory(key: Array, sde, score_fn: ScoreFn, shape, *, num_frames: int = 10,
@@ -318,7 +323,7 @@ def ode_trajectory(key: Array, sde, score_fn: ScoreFn, shape, *, num_frames: int
   [num_frames + 1, *shape], times [num_frames + 1], nfe); frames from the first piece that
   runs out of `max_steps` on are NaN.
   """
-  z, rhs = _latent(key, sde, shape, z), _flow_rhs(sde, score_fn)
+  z, rhs = prior_or_latent(key, sde, shape, z), _flow_rhs(sde, score_fn)
   times = jnp.linspace(sde.T, eps, num_frames + 1)
 
   def piece(carry, ends):

@@ -23,7 +23,8 @@ from typing import Any, Callable, Dict, Iterable, Optional, Sequence, Union
 
 import jax
 
-from msgm_jax import adjust, builders, data, likelihood, masks, moderation, sampling
+from msgm_jax import (adjust, builders, data, fast_sampling, likelihood, masks, moderation,
+                      sampling)
 from msgm_jax import sde as sde_lib
 from msgm_jax.models import conv, factory, layers, ncsnpp
 from msgm_jax.registry import Registry
@@ -160,7 +161,7 @@ SECTIONS.add("sampling", {
     "corrector": one_of(sampling.CORRECTORS.names), "n_steps_each": POSITIVE,
     "noise_removal": boolean, "probability_flow": boolean, "snr": POSITIVE_NUMBER,
     "batch_size": POSITIVE, "eps": number(0.0, 1.0, lo_open=True, hi_open=True),
-    "ode_tol": POSITIVE_NUMBER})
+    "ode_tol": POSITIVE_NUMBER, "num_steps": POSITIVE, "ddim_eta": number(0.0, 1.0)})
 SECTIONS.add("eval", {
     "begin_ckpt": integer(lo=0, zero="the latest"), "end_ckpt": integer(lo=0, zero="no bound"),
     "batch_size": POSITIVE, "num_batches": POSITIVE, "enable_loss": boolean,
@@ -323,6 +324,14 @@ def _typed_sections(config) -> None:
                             centered=spec.centered)
   builders.step_config(config)  # loss, optimiser and (in the msgm regime) moderation
   builders.SamplerSpec.from_config(config.sampling)
+
+
+@CHECKS.register("sampler_sde")
+def _sampler_sde(config) -> None:
+  """A fast sampler takes the training SDE (ddim and dpm_solver: the VP family only)."""
+  method = config.sampling.method.lower()
+  if method in fast_sampling.FAST_SAMPLERS:
+    fast_sampling.check_sde(method, sde_lib.SDES.get(config.training.sde.lower()))
 
 
 # ------------------------------------------------------------------------- workdir and data

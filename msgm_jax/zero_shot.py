@@ -24,7 +24,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import jax
 import numpy as np
 
-from msgm_jax import agreement, data, parallel, progress, restore
+from msgm_jax import agreement, builders, data, parallel, progress, restore
 from msgm_jax import sample as sample_lib
 from msgm_jax import writer as writer_lib
 from msgm_jax.classifier import load_classifier
@@ -121,7 +121,8 @@ def picture(rows: Sequence[np.ndarray]) -> np.ndarray:
 def settings_tag(config, section: str) -> str:
   """Names the settings that determine a zero-shot mode's outputs."""
   return agreement.settings_tag(config, _FIELDS + (f"{section}.",),
-                                exclude=("data.data_dir", "data.cache_dir"))
+                                exclude=("data.data_dir", "data.cache_dir") +
+                                tuple(builders.METHOD_FIELDS))  # read by no zero-shot mode
 
 
 def summary_line(mode: str, record: Dict[str, Any], path: str) -> str:

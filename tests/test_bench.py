@@ -86,6 +86,19 @@ def test_sampler_numbers(toy_result):
     assert r["flops_per_nfe"] > 2 * toy_result["params"] * 64
 
 
+def test_fast_sampler_rows_time_a_whole_sample_at_num_steps():
+  """--what=fast: a row per fixed-grid sampler the SDE takes (the toy's VE: heun only)."""
+  config = tiny_toy_config()
+  with config.unlocked():
+    config.sampling.num_steps = 4
+  r = bench.run_bench(config, what="fast", steps=2, warmup=1)
+  assert "heun" in r and "ddim" not in r and "dpm_solver" not in r and "sample" not in r
+  heun = r["heun"]
+  assert heun["num_steps"] == 4 and heun["nfe"] == 9  # 2 per step + the final noise removal
+  _check_stats(heun["seconds"])
+  assert heun["nfe_per_s"] == pytest.approx(heun["nfe"] / heun["seconds"]["median"])
+
+
 def test_flops_mode_counts_one_step_at_the_global_batch_without_compiling(toy_result):
   """--what=flops: the train step's FLOPs on one device at the whole global batch, from
   abstract parameters; a skipped MSGM step costs a DSM step, a moderating one about two."""

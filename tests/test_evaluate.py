@@ -228,3 +228,24 @@ def test_discrete_vp_model_is_integrated_with_the_continuous_parametrisation(tmp
     with np.load(npz) as f:
       samples.append(f["samples"])
   np.testing.assert_allclose(samples[0], samples[1], rtol=1e-6, atol=1e-6)
+
+
+def test_output_tags_name_only_the_sampling_fields_the_method_reads():
+  """sampling.num_steps / ddim_eta (the fast samplers') leave the names of pc and ode outputs
+  as they were before those fields existed, and name the outputs of the methods that read
+  them."""
+  config = _config()
+
+  def tags():
+    return sample.sample_tag(config), sample.store_dir("", config, 10, 8), evaluate.eval_tag(config)
+
+  pc = tags()
+  config.sampling.num_steps, config.sampling.ddim_eta = 7, 1.0
+  assert tags() == pc
+  config.sampling.method = "heun"
+  heun = tags()
+  assert all(a != b for a, b in zip(heun, pc))
+  config.sampling.ddim_eta = 0.0  # heun does not read it
+  assert tags() == heun
+  config.sampling.num_steps = 8
+  assert all(a != b for a, b in zip(tags(), heun))

@@ -1,13 +1,17 @@
 """The CLI as a user runs it (subprocesses: one CPU device, a fresh process each time)."""
 
+import contextlib
+import glob
+import json
 import os
 import signal
 import time
 
 import chex
+import numpy as np
 
 from msgm_jax import checkpoint, train
-from tests.helpers import TOY_CLI, run_cli, tiny_toy_config
+from tests.helpers import TOY_CLI, load_config, run_cli, tiny_toy_config
 
 
 def _final_state(workdir, step):
@@ -72,3 +76,38 @@ def test_summary_and_bad_overrides():
                 "--config.training.regime=forget")
   assert out.returncode == 2
   assert "training.regime='forget' is invalid: it must be one of standard" in out.stderr
+
+
+def test_fast_samplers_in_sample_and_eval_mode(tmp_path, tiny_classifier):
+  """--config.sampling.method=dpm_solver / heun (msgm_jax/fast_sampling.py) through the
+  entrypoint on a digits run (a checkpoint of the initial weights at step 10: the modes do not
+  care how they were made); ddim on a VE SDE stops with one line naming heun."""
+  workdir = str(tmp_path / "run")
+  run = train.build_run(load_config("configs/digits_ddpm.py"), workdir)
+  state = train.fresh_state(run)
+  with contextlib.closing(checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"))) as c:
+    c.save(10, state, train._meta(run, state, 10))  # pylint: disable=protected-access
+  args = ["--config=configs/digits_ddpm.py", f"--workdir={workdir}",
+          "--config.eval.num_samples=16", "--config.sampling.batch_size=16",
+          "--config.sampling.num_steps=3"]
+  out = run_cli(*args, "--mode=sample", "--config.sampling.method=dpm_solver")
+  assert out.returncode == 0, out.stderr[-3000:]
+  (npz,) = glob.glob(os.path.join(workdir, "samples", "eval_10_*.npz"))
+  with np.load(npz) as f:
+    assert f["samples"].shape == (16, 8, 8, 1) and np.all(np.isfinite(f["samples"]))
+    assert json.loads(str(f["settings"]))["sampling.method"] == "dpm_solver"
+  out = run_cli(*args, "--mode=eval", "--config.sampling.method=heun",
+                f"--config.eval.classifier_weights={tiny_classifier[0]}",
+                f"--config.eval.stats_dir={tmp_path / 'stats'}", "--config.eval.enable_bpd=False",
+                "--config.eval.num_batches=1", "--config.eval.fid=off")
+  assert out.returncode == 0, out.stderr[-3000:]
+  (record,) = glob.glob(os.path.join(workdir, "eval", "*", "ckpt_10.json"))
+  with open(record, encoding="utf-8") as f:
+    samples = json.load(f)["samples"]
+  assert samples["num_samples"] == 16 and 0 <= samples["nsfg_rate"] <= 1
+  assert np.isfinite(samples["fd_classifier"])
+  out = run_cli(*args, "--mode=sample", "--config.sampling.method=ddim",
+                "--config.training.sde=vesde")
+  lines = [l for l in out.stderr.splitlines() if l.startswith("msgm_jax: error:")]
+  assert out.returncode == 2 and len(lines) == 1, out.stderr[-3000:]
+  assert "takes the SDEs vpsde, subvpsde, not vesde; use --config.sampling.method=heun" in lines[0]

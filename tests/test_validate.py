@@ -47,6 +47,9 @@ BAD = [
     ("model.dropout", 1.0, "must be a number >= 0.0 and < 1.0"),
     ("training.sde", "vp", "must be one of subvpsde, vesde, vpsde"),
     ("sampling.predictor", "heun", "must be one of ancestral_sampling, euler_maruyama"),
+    ("sampling.method", "dpm", "must be one of pc, ode, ddim, dpm_solver, heun"),
+    ("sampling.num_steps", 0, "must be an integer >= 1"),
+    ("sampling.ddim_eta", 1.5, "must be a number >= 0.0 and <= 1.0"),
     ("data.dataset", "imagenet", "must be one of celeba, cifar10"),
     ("experiment.rows", "standard,oops", "unknown row 'oops'"),
     ("adjust.method", "away", "must be '' (none) or one of obtuse, orthogonal"),
@@ -91,6 +94,21 @@ def test_cross_field_rules():
   config = tiny_toy_config(num_devices=9)
   with pytest.raises(validate.ConfigError, match="num_devices=9 is more than the 8 local"):
     validate.check_config(config)
+
+
+def test_a_fast_sampler_must_take_the_sde():
+  config = tiny_toy_config()
+  assert config.training.sde == "vesde"
+  config.sampling.method = "heun"
+  validate.check_config(config)
+  for method in ("ddim", "dpm_solver"):
+    config.sampling.method = method
+    with pytest.raises(validate.ConfigError, match=rf"^sampling.method='{method}' takes the "
+                       r"SDEs vpsde, subvpsde, not vesde; use --config.sampling.method=heun or "
+                       r"pc or ode$"):
+      validate.check_config(config)
+  config.training.sde = "subvpsde"
+  validate.check_config(config)
 
 
 def test_a_section_added_later_is_checked(monkeypatch):
