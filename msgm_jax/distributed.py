@@ -31,7 +31,7 @@ import os
 import sys
 import threading
 import time
-from typing import Mapping, Optional, Sequence
+from typing import Callable, Mapping, Optional, Sequence
 
 import jax
 import numpy as np
@@ -222,6 +222,14 @@ def allgather(x: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------- coordinated stop
 
 _EXITING = threading.Lock()
+_BEFORE_EXIT = []
+
+
+def before_exit(fn: Callable[[], None]) -> Callable[[], None]:
+  """Runs fn() before a coordinated stop ends this process with os._exit (which skips
+  `finally` blocks and atexit), e.g. to release the workdir's lock; returns the undo."""
+  _BEFORE_EXIT.append(fn)
+  return lambda: _BEFORE_EXIT.remove(fn) if fn in _BEFORE_EXIT else None
 
 
 def _flush() -> None:
@@ -234,6 +242,11 @@ def _flush() -> None:
 
 def _exit_now(code: int) -> None:
   """Ends the process without atexit handlers: no shutdown barrier (see the module doc)."""
+  for fn in list(_BEFORE_EXIT):
+    try:
+      fn()
+    except Exception:  # pylint: disable=broad-except  # exiting anyway
+      pass
   _flush()
   os._exit(code)  # pylint: disable=protected-access
 
@@ -275,15 +288,15 @@ def _leave(client, me: int, n: int, code: int) -> None:
   _exit_now(code)
 
 
-def stop_all(message: str, code: int) -> None:
-  """Prints `msgm_jax: error: <message>` and ends this process with `code`; with several
-  processes, first tells the others (their watchers stop them with the message). Never
-  returns."""
+def stop_all(message: str, code: int, prefix: str = PREFIX) -> None:
+  """Prints `<prefix> <message>` (default `msgm_jax: error:`) and ends this process with
+  `code`; with several processes, first tells the others (their watchers stop them with the
+  message). Never returns."""
   client = _STATE["client"]
   if not _EXITING.acquire(blocking=False):  # the watcher is already ending this process
     while True:
       time.sleep(60)
-  print(f"{PREFIX} {message}", file=sys.stderr)
+  print(f"{prefix} {message}", file=sys.stderr)
   if client is None or not is_multiprocess():
     _flush()
     sys.exit(code)

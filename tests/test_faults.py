@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import struct
 import time
 
@@ -179,6 +180,10 @@ def test_kill_loses_no_logged_step_before_the_checkpoint_and_duplicates_none(tmp
                     env=cache)
   assert resumed.returncode == 0, resumed.stderr[-3000:]
   assert f"resumed from step {last}" in resumed.stderr
+  # The killed run's lock is stale (its pid is gone): taken over with one line.
+  (took,) = [l for l in resumed.stderr.splitlines() if "took the lock over" in l]
+  assert f"was locked by host {socket.gethostname()} pid {victim.pid} since " in took
+  assert "which is no longer running" in took
   every = list(range(5, last + 21, 5))
   assert _metric_steps(workdir) == every and _event_steps(workdir) == every
   assert _metric_steps(workdir, "eval_loss") == list(range(10, last + 21, 10))
