@@ -52,7 +52,7 @@ flags.DEFINE_integer("process_id", None, "This process's index, 0..num_processes
 flags.DEFINE_list("local_device_ids", None,
                   "Devices this process uses, e.g. 0,1,2,3 (SLURM otherwise gives one GPU per "
                   "task).")
-flags.DEFINE_integer("init_timeout", 300, "Seconds for all processes to connect.")
+flags.DEFINE_integer("init_timeout", 120, "Seconds for all processes to connect at start-up.")
 flags.DEFINE_integer("heartbeat_timeout", 100,
                      "Seconds after which a silent process counts as dead and JAX stops all.")
 flags.mark_flags_as_required(["config"])
@@ -101,6 +101,7 @@ def main(argv):
     distributed.initialize(_distributed_settings())
     validate.startup(FLAGS.config, FLAGS.workdir, FLAGS.mode)
     _run_mode(options)
+    distributed.report_done()
   except KeyboardInterrupt as e:
     if FLAGS.traceback:
       traceback.print_exc()
