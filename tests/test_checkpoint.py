@@ -6,6 +6,7 @@ names, or refuses; it never returns other numbers.
 
 import os
 import shutil
+import sys
 
 import chex
 import jax
@@ -131,3 +132,15 @@ def test_a_shape_mismatch_is_not_taken_for_damage(saved, tmp_path):
     ckpt.restore_newest(like)
   ckpt.close()
   assert sorted(os.listdir(directory)) == ["10", "20"]
+
+
+def test_the_closed_event_loop_noise_of_failed_reads_is_dropped_and_nothing_else(capsys,
+                                                                               monkeypatch):
+  monkeypatch.setattr(checkpoint, "_QUIET", [])
+  monkeypatch.setattr(sys, "excepthook", sys.__excepthook__)
+  monkeypatch.setattr(sys, "unraisablehook", sys.__unraisablehook__)
+  checkpoint._quiet_failed_reads()  # pylint: disable=protected-access
+  sys.excepthook(RuntimeError, RuntimeError("Event loop is closed"), None)
+  assert capsys.readouterr().err == ""
+  sys.excepthook(RuntimeError, RuntimeError("something else"), None)
+  assert "RuntimeError: something else" in capsys.readouterr().err

@@ -64,6 +64,8 @@ def _error_line(out) -> str:
 
 
 def _moved_line(out, workdir: str, step: int) -> str:
+  assert "Event loop is closed" not in out.stderr and "Traceback" not in out.stderr, \
+      out.stderr[-3000:]  # Orbax's abandoned reads stay quiet
   lines = [l for l in out.stderr.splitlines() if f"checkpoints/{step} cannot be read" in l]
   assert len(lines) == 1 and f"checkpoints/{step}.corrupt" in lines[0], out.stderr[-3000:]
   assert os.path.isdir(os.path.join(workdir, "checkpoints", f"{step}.corrupt"))
