@@ -94,6 +94,11 @@ def check(saved_json: str, config: Any, where: str, *, allow: bool = False) -> L
   return [f"{k}: {was!r} -> {now!r}" for k, was, now in diffs + others]
 
 
+# Every mode's rerun with the same settings (sample, eval, inpaint, reconstruct): the stored
+# result is printed with this note and the run exits 0; --overwrite does it again.
+STORED = "already stored with these settings; --overwrite does it again"
+
+
 def settings_tag(config: Any, prefixes: Iterable[str], exclude: Iterable[str] = ()) -> str:
   """8 hex digits naming the values of the fields of `config` that start with one of
   `prefixes` (a whole key or 'section.'), less `exclude`: outputs of other settings get

@@ -11,7 +11,7 @@ parse, turning its errors into one line (with the closest valid name for a missp
 import importlib.util
 import os
 import sys
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 from absl import flags
 
@@ -106,15 +106,94 @@ def wants_traceback(argv: Sequence[str]) -> bool:
              for a in argv)
 
 
+class Interrupted(KeyboardInterrupt):
+  """A stop signal other than SIGINT (SIGTERM), raised in the main thread like Ctrl-C; args:
+  the signal's name."""
+
+
+_STATUS = {"SIGINT": 130, "SIGTERM": 143}  # 128 + the signal number, as a shell reports it
+
+
+def _signal_name(error: KeyboardInterrupt) -> str:
+  return error.args[0] if isinstance(error, Interrupted) and error.args else "SIGINT"
+
+
+def interrupted_status(error: KeyboardInterrupt) -> int:
+  return _STATUS.get(_signal_name(error), 130)
+
+
+def last_checkpoint(workdir: str) -> Optional[int]:
+  """The newest complete checkpoint step in <workdir>/checkpoints (Orbax renames a save to
+  its step when it is complete), or None."""
+  root = os.path.join(workdir, "checkpoints")
+  steps = [int(n) for n in os.listdir(root) if n.isdigit()] if os.path.isdir(root) else []
+  return max(steps) if steps else None
+
+
+def interrupted_lines(error: KeyboardInterrupt, mode: str, workdir: Optional[str],
+                      command: str, trains_one_run: bool = True) -> List[str]:
+  """The two lines a stop by Ctrl-C or SIGTERM ends with: what stopped, what is kept (for a
+  training run: the last checkpoint, step and path) and the command that goes on."""
+  name = _signal_name(error)
+  what = f"interrupted by {name}" + (" (Ctrl-C)" if name == "SIGINT" else "")
+  if mode == "train" and trains_one_run and workdir:
+    step = last_checkpoint(workdir)
+    if step is None:
+      return [f"msgm_jax: {what} before the first checkpoint: nothing is saved yet",
+              f"msgm_jax: to start again, rerun: {command}"]
+    path = os.path.join(workdir, "checkpoints", str(step))
+    return [f"msgm_jax: {what}; the last checkpoint is step {step}: {path}",
+            f"msgm_jax: to resume from it, rerun: {command}"]
+  return [f"msgm_jax: {what} during --mode={mode}; what finished is kept",
+          f"msgm_jax: to go on, rerun: {command}"]
+
+
+def _summary(doc: str) -> str:
+  """A mode docstring's first clause (up to ' (', ';' or the sentence's end), one line."""
+  text = " ".join((doc or "").split())
+  for stop in (" (", ";", ". "):
+    text = text.split(stop, 1)[0]
+  return text.rstrip(".")
+
+
+def usage(mode_docs: Dict[str, str], flags_help: str) -> str:
+  """--help: the modes, a first command, then the entrypoint's flags (flags_help)."""
+  width = max(map(len, mode_docs))
+  lines = ["usage: python -m msgm_jax.main --config=configs/<file>.py --workdir=<dir> "
+           "[--mode=<mode>] [--config.<field>=<value> ...]", "", "modes (--mode=):"]
+  for name, doc in sorted(mode_docs.items(), key=lambda item: item[0] != "train"):
+    default = " (the default)" if name == "train" else ""
+    lines.append(f"  {name.ljust(width)}  {_summary(doc)}{default}")
+  lines += ["", "a first command (the paper's first figure on a 2-D toy; minutes on a CPU):",
+            "  python -m msgm_jax.main --config=configs/toy2d.py --workdir=runs/toy2d",
+            "one run, then samples from it:",
+            f"  python -m msgm_jax.main {EXAMPLE} --workdir=runs/digits",
+            f"  python -m msgm_jax.main {EXAMPLE} --workdir=runs/digits --mode=sample",
+            "", "More in README.md. The flags (--helpfull: those of every library too):",
+            *[l for l in flags_help.strip().splitlines() if not l.endswith(".py:")]]
+  return "\n".join(lines) + "\n"
+
+
+HELP_FLAGS = ("--help", "-h", "-?", "--helpshort", "--help=true", "--help=True")
+
+
 def fail(message: str) -> None:
   print(f"{PREFIX} {message}", file=sys.stderr)
   sys.exit(2)
 
 
-def flags_parser(flag_values: flags.FlagValues) -> Callable[[List[str]], List[str]]:
-  """app.run's flags_parser: argv -> remaining args, or one error line and exit status 2."""
+def flags_parser(flag_values: flags.FlagValues, usage: Optional[Callable[[], str]] = None
+                 ) -> Callable[[List[str]], List[str]]:
+  """app.run's flags_parser: argv -> remaining args, or one error line and exit status 2.
+  --help / -h print usage() and --helpfull every flag, with exit status 0."""
 
   def parse(argv: List[str]) -> List[str]:
+    if usage is not None and any(a in HELP_FLAGS for a in argv[1:]):
+      sys.stdout.write(usage())
+      sys.exit(0)
+    if "--helpfull" in argv[1:]:
+      sys.stdout.write(flag_values.get_help() + "\n")
+      sys.exit(0)
     config = None
     try:
       path = flag_value(argv[1:], "config")

@@ -15,6 +15,11 @@ connected by `initialize` before JAX starts its backends. `Settings.mode`:
 Under SLURM, JAX gives each task one GPU (local_device_ids = [SLURM_LOCALID]) unless
 local_device_ids are given: one task per node with all its GPUs needs --local_device_ids.
 
+Start-up prints the topology once (process 0: `msgm_jax: 2 processes x 4 cpu devices (8 in
+all)`). Processes that do not all connect within Settings.init_timeout (default 120 s) end
+with one line naming who is missing as far as this process can tell and exit status 2, not
+JAX's abort (SIGABRT and a C++ fatal message).
+
 Coordinated stop. A process that fails (a one-line user error or an unexpected exception)
 calls `stop_all`: it publishes its message in the coordination service's key-value store and
 exits without jax.distributed's shutdown barrier. That barrier would wait for processes
@@ -31,7 +36,7 @@ import os
 import sys
 import threading
 import time
-from typing import Mapping, Optional, Sequence
+from typing import Callable, Mapping, Optional, Sequence
 
 import jax
 import numpy as np
@@ -61,7 +66,7 @@ class Settings:
   num_processes: Optional[int] = None
   process_id: Optional[int] = None
   local_device_ids: Optional[Sequence[int]] = None
-  init_timeout: int = 300
+  init_timeout: int = 120
   heartbeat_timeout: int = 100
   barrier_timeout: int = 600
 
@@ -132,12 +137,17 @@ def initialize(settings: Settings) -> bool:
   why = wanted(settings)
   if why is None:
     return False
+  # JAX aborts the process (SIGABRT, a C++ fatal message) when the processes do not all
+  # connect within its timeout: a watchdog with the same timeout ends it first, with a line.
+  watchdog = threading.Timer(settings.init_timeout, _missing_peers, (settings,))
+  watchdog.daemon = True
+  watchdog.start()
   try:
     jax.distributed.initialize(
         coordinator_address=settings.coordinator_address or None,
         num_processes=settings.num_processes, process_id=settings.process_id,
         local_device_ids=settings.local_device_ids,
-        initialization_timeout=settings.init_timeout,
+        initialization_timeout=settings.init_timeout + _JAX_TIMEOUT_MARGIN_S,
         heartbeat_timeout_seconds=settings.heartbeat_timeout)
   except Exception as e:  # JAX raises ValueError, RuntimeError or its own runtime errors
     text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
@@ -145,6 +155,8 @@ def initialize(settings: Settings) -> bool:
         f"jax.distributed.initialize failed ({why}: {text}); pass --coordinator_address="
         "host:port --num_processes=N --process_id=i, or --distributed=off for one process"
     ) from e
+  finally:
+    watchdog.cancel()
   from jax._src import distributed as jax_distributed  # pylint: disable=import-outside-toplevel
   # The coordination service's client (as Orbax uses it): a key-value store and barriers.
   _STATE["client"] = jax_distributed.global_state.client
@@ -156,7 +168,48 @@ def initialize(settings: Settings) -> bool:
   import atexit  # pylint: disable=import-outside-toplevel
   # Registered after JAX's own exit handlers, so it runs before their shutdown barrier.
   atexit.register(watcher.stop)
+  if jax.process_index() == 0:
+    print(f"msgm_jax: {jax.process_count()} processes x {jax.local_device_count()} "
+          f"{jax.default_backend()} devices ({jax.device_count()} in all)", file=sys.stderr,
+          flush=True)
   return True
+
+
+def report_done() -> None:
+  """A process other than 0 of several says that it finished (process 0 prints the results)."""
+  if is_multiprocess() and jax.process_index() != 0:
+    print(f"msgm_jax: process {jax.process_index()} of {jax.process_count()} done (process 0 "
+          "reports the results)", file=sys.stderr, flush=True)
+
+
+_JAX_TIMEOUT_MARGIN_S = 30  # JAX's own start-up timeout, past the watchdog's
+
+
+def missing_peers_message(settings: Settings) -> str:
+  """The line of a start-up in which not every process connected within init_timeout, from
+  this process's view: process 0 (which hosts the service) misses the others, any other
+  process misses process 0 or some of the rest (none of them can tell which)."""
+  n, me = settings.num_processes, settings.process_id
+  where = settings.coordinator_address or os.environ.get("JAX_COORDINATOR_ADDRESS", "")
+  where = f" at {where}" if where else ""
+  if n is None or me is None:
+    who = "not every process"
+  elif me == 0:
+    others = [str(p) for p in range(1, n)]
+    who = (f"process {others[0]}" if len(others) == 1 else
+           f"some of processes {', '.join(others)}")
+  else:
+    who = ("process 0 (the coordinator)" if n == 2 else
+           "process 0 (the coordinator) or some of the others")
+  ident = f"process {me} of {n}" if None not in (n, me) else "this process"
+  return (f"{ident}: {who} did not connect to the coordinator{where} within "
+          f"{settings.init_timeout} s (--init_timeout); start all {n or 'N'} processes with the "
+          "same --coordinator_address and --num_processes, or raise --init_timeout")
+
+
+def _missing_peers(settings: Settings) -> None:
+  print(f"{PREFIX} {missing_peers_message(settings)}", file=sys.stderr)
+  _exit_now(2)
 
 
 def _orbax_barriers_with_timeouts() -> None:
@@ -222,6 +275,14 @@ def allgather(x: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------- coordinated stop
 
 _EXITING = threading.Lock()
+_BEFORE_EXIT = []
+
+
+def before_exit(fn: Callable[[], None]) -> Callable[[], None]:
+  """Runs fn() before a coordinated stop ends this process with os._exit (which skips
+  `finally` blocks and atexit), e.g. to release the workdir's lock; returns the undo."""
+  _BEFORE_EXIT.append(fn)
+  return lambda: _BEFORE_EXIT.remove(fn) if fn in _BEFORE_EXIT else None
 
 
 def _flush() -> None:
@@ -234,6 +295,11 @@ def _flush() -> None:
 
 def _exit_now(code: int) -> None:
   """Ends the process without atexit handlers: no shutdown barrier (see the module doc)."""
+  for fn in list(_BEFORE_EXIT):
+    try:
+      fn()
+    except Exception:  # pylint: disable=broad-except  # exiting anyway
+      pass
   _flush()
   os._exit(code)  # pylint: disable=protected-access
 
@@ -275,15 +341,15 @@ def _leave(client, me: int, n: int, code: int) -> None:
   _exit_now(code)
 
 
-def stop_all(message: str, code: int) -> None:
-  """Prints `msgm_jax: error: <message>` and ends this process with `code`; with several
-  processes, first tells the others (their watchers stop them with the message). Never
-  returns."""
+def stop_all(message: str, code: int, prefix: str = PREFIX) -> None:
+  """Prints `<prefix> <message>` (default `msgm_jax: error:`) and ends this process with
+  `code`; with several processes, first tells the others (their watchers stop them with the
+  message). Never returns."""
   client = _STATE["client"]
   if not _EXITING.acquire(blocking=False):  # the watcher is already ending this process
     while True:
       time.sleep(60)
-  print(f"{PREFIX} {message}", file=sys.stderr)
+  print(f"{prefix} {message}", file=sys.stderr)
   if client is None or not is_multiprocess():
     _flush()
     sys.exit(code)

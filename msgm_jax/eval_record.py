@@ -92,5 +92,5 @@ def previous(outdir: str, step: int) -> Optional[Dict[str, Any]]:
   with open(record_path(outdir, step), encoding="utf-8") as f:
     record = json.load(f)
   print(summary_line(record, record_path(outdir, step)) +
-        " (evaluated before with these settings; --overwrite evaluates again)", flush=True)
+        f" ({agreement.STORED})", flush=True)
   return record

@@ -11,14 +11,23 @@ Every mistake in the command, the config or the workdir ends the run before anyt
 with one `msgm_jax: error:` line naming the fix and exit status 2; --traceback shows the full
 trace instead (for bug reports). With several processes, an error in one stops all of them,
 each printing the message.
+
+One run per workdir: every mode that writes into the run holds its lock (<workdir>/.lock,
+msgm_jax/workdir_lock.py) while it runs. Ctrl-C (SIGINT) and SIGTERM end the run with one or
+two lines (the last checkpoint and the command that resumes) and exit status 130 / 143.
+`--help` / `-h` print the modes, a first command and these flags (cli.usage).
 """
 
+import contextlib
+import shlex
+import signal
+import sys
 import traceback
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from msgm_jax import cli, distributed, modes, validate
+from msgm_jax import cli, distributed, modes, validate, workdir_lock
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Path to a config file (configs/*.py).",
@@ -43,7 +52,7 @@ flags.DEFINE_integer("process_id", None, "This process's index, 0..num_processes
 flags.DEFINE_list("local_device_ids", None,
                   "Devices this process uses, e.g. 0,1,2,3 (SLURM otherwise gives one GPU per "
                   "task).")
-flags.DEFINE_integer("init_timeout", 300, "Seconds for all processes to connect.")
+flags.DEFINE_integer("init_timeout", 120, "Seconds for all processes to connect at start-up.")
 flags.DEFINE_integer("heartbeat_timeout", 100,
                      "Seconds after which a silent process counts as dead and JAX stops all.")
 flags.mark_flags_as_required(["config"])
@@ -62,6 +71,23 @@ def _distributed_settings() -> distributed.Settings:
       init_timeout=FLAGS.init_timeout, heartbeat_timeout=FLAGS.heartbeat_timeout)
 
 
+def command() -> str:
+  """The command line of this run, as a user would type it again."""
+  return shlex.join(["python", "-m", "msgm_jax.main", *sys.argv[1:]])
+
+
+def _terminated(signum, frame):
+  del frame
+  raise cli.Interrupted(signal.Signals(signum).name)
+
+
+def _run_mode(options: modes.Options) -> None:
+  """The mode, holding the workdir's lock where it writes into the run."""
+  writes = validate.MODE_NEEDS.get(FLAGS.mode, (None, ()))[0] is not None
+  with workdir_lock.held(FLAGS.workdir, command()) if writes else contextlib.nullcontext():
+    modes.MODES.get(FLAGS.mode)(FLAGS.config, FLAGS.workdir, options)
+
+
 def main(argv):
   if len(argv) > 1:
     cli.fail(f"unexpected arguments: {' '.join(argv[1:])} (flags look like --name=value)")
@@ -70,10 +96,24 @@ def main(argv):
   logging.get_absl_handler().addFilter(lambda record: "orbax" not in record.pathname)
   options = modes.Options(allow_config_change=FLAGS.allow_config_change,
                           overwrite=FLAGS.overwrite)
+  signal.signal(signal.SIGTERM, _terminated)  # as Ctrl-C: `finally` blocks run, locks go
   try:
     distributed.initialize(_distributed_settings())
     validate.startup(FLAGS.config, FLAGS.workdir, FLAGS.mode)
-    modes.MODES.get(FLAGS.mode)(FLAGS.config, FLAGS.workdir, options)
+    _run_mode(options)
+    distributed.report_done()
+  except KeyboardInterrupt as e:
+    if FLAGS.traceback:
+      traceback.print_exc()
+    one_run = not {"experiment", "classifier"} & set(FLAGS.config.keys())
+    lines = cli.interrupted_lines(e, FLAGS.mode, FLAGS.workdir, command(), one_run)
+    code = cli.interrupted_status(e)
+    if distributed.connected():
+      for line in lines[:-1]:
+        print(line, file=sys.stderr)
+      distributed.stop_all(lines[-1].split(" ", 1)[1], code, prefix="msgm_jax:")
+    print("\n".join(lines), file=sys.stderr, flush=True)
+    sys.exit(code)
   except modes.USER_ERRORS as e:
     if FLAGS.traceback and not distributed.connected():
       raise
@@ -89,4 +129,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main, flags_parser=cli.flags_parser(FLAGS))
+  app.run(main, flags_parser=cli.flags_parser(FLAGS, usage=lambda: cli.usage(
+      {name: modes.MODES.get(name).__doc__ for name in modes.MODES},
+      FLAGS.main_module_help())))

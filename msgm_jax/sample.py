@@ -13,8 +13,9 @@ samples (sample_tag: the sampling and adjust sections, eval.num_samples, the see
 the model and the SDE), with 'samples' (model space, float32 [N, *data shape]), 'settings'
 (those fields, a JSON string) and, for images, 'images' (uint8 [N, H, W, C]: score_sde's clip(x * 255, 0, 255)
 after the inverse scaler, truncated), and eval_<step>_<tag>.png (a grid of the first 256
-images, or a scatter plot of all 2-D points). Existing files of the same checkpoint and
-settings are replaced only with overwrite (--overwrite).
+images, or a scatter plot of all 2-D points). A rerun with the same checkpoint and settings
+prints where the samples are and draws nothing (as every mode's rerun, agreement.STORED);
+overwrite (--overwrite) draws and replaces them.
 
 The sampling loop (`draw_samples`, `draw`) is also eval mode's (msgm_jax/evaluate.py), which
 passes a store directory: each finished batch is kept on disk there, and a rerun after a
@@ -36,10 +37,6 @@ from msgm_jax import writer as writer_lib
 
 SAMPLE_STREAM = 2  # folded into the init key (evaluation uses 1; training its own key)
 GRID_MAX = 256  # images in the PNG grid
-
-
-class OutputExists(ValueError):
-  """Samples of this checkpoint and these settings exist; --overwrite replaces them."""
 
 
 _SAMPLER_FIELDS = ("seed", "sampling.", "adjust.", "training.sde", "training.continuous",
@@ -192,8 +189,10 @@ def sample(config, workdir: str, *, allow_config_change: bool = False,
                                               allow_config_change=allow_config_change)
   paths = sample_paths(os.path.join(workdir, "samples"), step, sample_tag(config))
   if os.path.exists(paths[0]) and not overwrite:
-    raise OutputExists(f"{paths[0]} already holds samples of step {step} with these settings; "
-                       "pass --overwrite to draw them again")
+    if jax.process_index() == 0:
+      print(f"sample step {step}: {paths[0]}, picture {paths[1]} ({agreement.STORED})",
+            flush=True)
+    return paths
   samples = draw_samples(run, parallel.replicate(ema_params, run.devices),
                          int(config.eval.num_samples), desc=f"sample step {step}",
                          adjust=builders.adjustment(config, run.spec, run.sde))

@@ -186,8 +186,8 @@ def run(mode: Mode, config, workdir: str, *, allow_config_change: bool = False,
   is_main = jax.process_index() == 0
   record = None if overwrite else _previous(path)
   if record is not None:
-    print(summary_line(mode.name, record, path) + " (done before with these settings; "
-          "--overwrite does it again)", flush=True)
+    if is_main:
+      print(f"{summary_line(mode.name, record, path)} ({agreement.STORED})", flush=True)
     return record
   cache = {} if cache is None else cache
   key = (mode.name, settings_tag(config, mode.name), tuple(str(d) for d in r.devices))

@@ -6,6 +6,7 @@ names, or refuses; it never returns other numbers.
 
 import os
 import shutil
+import sys
 
 import chex
 import jax
@@ -141,3 +142,15 @@ def test_opening_a_run_for_reading_prints_no_orbax_notices(saved, caplog):
     assert ckpt.all_steps() == [10, 20]
     ckpt.close()
   assert not [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+
+
+def test_the_closed_event_loop_noise_of_failed_reads_is_dropped_and_nothing_else(capsys,
+                                                                               monkeypatch):
+  monkeypatch.setattr(checkpoint, "_QUIET", [])
+  monkeypatch.setattr(sys, "excepthook", sys.__excepthook__)
+  monkeypatch.setattr(sys, "unraisablehook", sys.__unraisablehook__)
+  checkpoint._quiet_failed_reads()  # pylint: disable=protected-access
+  sys.excepthook(RuntimeError, RuntimeError("Event loop is closed"), None)
+  assert capsys.readouterr().err == ""
+  sys.excepthook(RuntimeError, RuntimeError("something else"), None)
+  assert "RuntimeError: something else" in capsys.readouterr().err

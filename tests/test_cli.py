@@ -7,7 +7,7 @@ import pytest
 
 from msgm_jax import cli
 from msgm_jax.validate import ConfigError
-from tests.helpers import ROOT
+from tests.helpers import ROOT, run_cli
 
 
 def test_config_files_that_are_missing_or_broken(tmp_path):
@@ -37,3 +37,17 @@ def test_flag_values_in_both_spellings():
   assert cli.flag_value(["--config=a.py", "--mode", "eval"], "mode") == "eval"
   assert cli.flag_value(["--config", "a.py"], "config") == "a.py"
   assert cli.flag_value(["--workdir=x"], "config") is None
+
+
+def test_help_and_h_exit_0_and_start_with_the_modes_and_a_first_command():
+  for flag in ("--help", "-h"):
+    out = run_cli(flag)
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith("usage: python -m msgm_jax.main --config=configs/<file>.py")
+    assert lines[2] == "modes (--mode=):" and lines[3].split()[0] == "train"
+    assert [l.split()[0] for l in lines[3:9]] == ["train", "eval", "inpaint", "reconstruct",
+                                                 "sample", "summary"]
+    assert "  python -m msgm_jax.main --config=configs/toy2d.py --workdir=runs/toy2d" in lines
+    assert "--workdir: Run directory" in out.stdout  # then the flags
+  assert run_cli("--helpfull").returncode == 0

@@ -244,3 +244,33 @@ def test_an_error_in_one_process_stops_both_with_its_message(tmp_path, procs, ca
   assert len(line1) == 1 and "is a file, not a directory" in line1[0]
   assert len(line0) == 1 and "process 1 of 2 stopped:" in line0[0]
   assert "is a file, not a directory" in line0[0]
+
+
+SUMMARY = ["--config=configs/toy2d_single.py", "--config.model.hidden=32",
+           "--config.model.n_layers=2", "--mode=summary"]
+
+
+def test_start_up_prints_the_topology_once_and_the_other_process_says_it_is_done(procs, cache):
+  (code0, out0, err0), (code1, _, err1) = procs.run(SUMMARY, cache, devices=2)
+  assert code0 == code1 == 0, (err0[-3000:], err1[-3000:])
+  assert err0.count("msgm_jax: 2 processes x 2 cpu devices (4 in all)") == 1, err0[-3000:]
+  assert "processes x" not in err1 and "msgm_jax: process 1 of 2 done" in err1
+  assert out0.strip().splitlines()[-1].startswith("params: ")
+
+
+def test_a_missing_process_ends_the_start_up_with_one_line_naming_it(tmp_path, procs, cache):
+  start = time.time()
+  (code, _, err), = procs.run([*SUMMARY, "--init_timeout=5"], cache, n=1, devices=2,
+                              extra={0: ["--coordinator_address=localhost:%d" % _free_port(),
+                                         "--num_processes=2", "--process_id=0"]})
+  lines = [l for l in err.splitlines() if l.startswith("msgm_jax: error:")]
+  assert code == 2 and time.time() - start < 60, err[-3000:]  # never SIGABRT (134)
+  assert lines == [l for l in err.splitlines() if "msgm_jax" in l or "Fatal" in l], err[-3000:]
+  assert len(lines) == 1 and "process 0 of 2: process 1 did not connect to the coordinator " \
+      "at localhost:" in lines[0] and "within 5 s (--init_timeout)" in lines[0]
+
+
+def _free_port() -> int:
+  with socket.socket() as s:
+    s.bind(("localhost", 0))
+    return s.getsockname()[1]

@@ -72,7 +72,7 @@ def test_inpaint_cli_writes_rates_pictures_and_keeps_the_known_pixels(workdir, t
   assert glob.glob(os.path.join(outdir, "tensorboard", "events*"))
   # The same command again finds the record and does nothing.
   again = run_cli(*args, env=EIGHT)
-  assert again.returncode == 0 and "done before with these settings" in again.stdout
+  assert again.returncode == 0 and "already stored with these settings" in again.stdout
 
 
 def test_reconstruct_cli_without_perturbation_returns_the_inputs(workdir):
