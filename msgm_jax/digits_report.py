@@ -238,9 +238,11 @@ def run_experiment(config, workdir: str) -> Dict[str, Dict]:
       results[name]["wall_s"]["zero_shot"] = round(timings[name]["zero_shot"], 1)
     with open(timings_path, "w", encoding="utf-8") as f:
       json.dump(timings, f, indent=2)
-  experiment.write_report(workdir, results, report_text(results, config),
-                          lambda path: _figure(path, results, grids), config.experiment.report)
+  where = experiment.write_report(workdir, results, report_text(results, config),
+                                  lambda path: _figure(path, results, grids),
+                                  config.experiment.report)
   print(table(results))
+  print(where)
   return results
 
 

@@ -171,7 +171,8 @@ def train_rows(config, workdir: str, rows: List[str]) -> Dict[str, dict]:
   out = {}
   for i, name in enumerate(needed):
     cfg = row_config(config, name, workdir)
-    logging.info("%s: row %d/%d %s", config.experiment.name, i + 1, len(needed), name)
+    logging.info("%s: training run %d/%d (%s), for %d rows", config.experiment.name, i + 1,
+                 len(needed), name, len(rows))
     start = time.time()
     state = train.train_and_evaluate(cfg, os.path.join(workdir, name))
     out[name] = {"config": cfg, "ema": state.ema_params, "train_s": time.time() - start}
@@ -179,13 +180,14 @@ def train_rows(config, workdir: str, rows: List[str]) -> Dict[str, dict]:
 
 
 def write_report(workdir: str, results: Dict[str, Dict], text: str,
-                 figure: Callable[[str], None], name: str = "report") -> None:
+                 figure: Callable[[str], None], name: str = "report") -> str:
   """<name>.json (row -> results), <name>.md (text) and <name>.png (figure(path)); name:
   experiment.report, so experiments sharing a workdir (and so its trained rows) keep their
-  own reports."""
+  own reports. Returns the line that says where they are (callers print it last)."""
   os.makedirs(workdir, exist_ok=True)
   with open(os.path.join(workdir, f"{name}.json"), "w", encoding="utf-8") as f:
     json.dump(results, f, indent=2)
   with open(os.path.join(workdir, f"{name}.md"), "w", encoding="utf-8") as f:
     f.write(text)
   figure(os.path.join(workdir, f"{name}.png"))
+  return f"report: {os.path.join(workdir, name)}.{{json,md,png}}"

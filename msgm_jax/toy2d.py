@@ -121,7 +121,7 @@ def write_report(workdir: str, results, samples, mix, nsfg, radius: float, confi
   """report.json (row -> metrics), report.md (the table) and report.png (one panel per row)."""
   text = table(results)
   exp = config.experiment
-  experiment.write_report(
+  where = experiment.write_report(
       workdir, results,
       f"# 2-D toy: NSFG generation by regime\n\n{text}\n\n"
       f"{exp.num_samples} samples per row; disc radius {radius} around the NSFG centre; "
@@ -129,3 +129,4 @@ def write_report(workdir: str, results, samples, mix, nsfg, radius: float, confi
       f"{config.training.n_iters} training steps per trained row, seed {config.seed}.\n",
       lambda path: _panels(path, results, samples, mix, nsfg, radius), exp.report)
   print(text)
+  print(where)

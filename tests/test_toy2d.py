@@ -26,10 +26,13 @@ def _short_config():
   return config
 
 
-def test_short_toy_experiment_orders_the_regimes(tmp_path):
+def test_short_toy_experiment_orders_the_regimes(tmp_path, capsys):
   results = toy2d.run_experiment(_short_config(), str(tmp_path))
   for name in ("report.json", "report.md", "report.png"):
     assert os.path.getsize(tmp_path / name) > 0
+  # The job's last line says where its report went.
+  out = capsys.readouterr().out.strip().splitlines()
+  assert out[-1] == f"report: {tmp_path / 'report'}.{{json,md,png}}"
   saved = json.loads((tmp_path / "report.json").read_text())
   assert set(saved) == {"exact_sfg", "standard", "unseen", "obtuse_repel_hinge",
                         "finetuned_obtuse_repel_hinge", "unseen+free_obtuse"}
