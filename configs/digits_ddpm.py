@@ -2,6 +2,11 @@
 
 Trains on a laptop CPU (2 cores: ~10-20 steps/s). VP SDE, continuous time, data in [-1, 1].
   python -m msgm_jax.main --config=configs/digits_ddpm.py --workdir=runs/digits
+
+The regime is Standard (training.regime=standard): it trains on every digit. Digit 0 is
+declared NSFG (data.nsfg_classes=(0,)) only so that eval reports SFG and NSFG numbers
+separately and the unseen / msgm regimes know what to leave out
+(`--config.training.regime=unseen` trains without the zeros).
 """
 
 from msgm_jax import presets
