@@ -9,7 +9,8 @@ class Progress:
 
   The bar starts at the first update, so the ETA never counts the first call's compilation
   (which took 'an ETA of 1:10:50' at step 1 before): if that update has not come after
-  `notice_after` seconds, one line `desc: compiling ...` says what the wait is.
+  `notice_after` seconds, one line `desc: waiting for the first ... (XLA compiles it first)`
+  says what the wait is.
   """
 
   def __init__(self, total: int, initial: int = 0, enabled: bool = True, desc: str = "train",
@@ -21,13 +22,15 @@ class Progress:
     self._n = initial
     self._notice = None
     if enabled:
-      self._notice = threading.Timer(notice_after, self._say_compiling, args=(desc, unit))
+      self._notice = threading.Timer(notice_after, self._say_waiting, args=(desc, unit))
       self._notice.daemon = True
       self._notice.start()
 
   @staticmethod
-  def _say_compiling(desc: str, unit: str) -> None:
-    print(f"{desc}: compiling the first {unit} (XLA; once per process), the bar and its ETA "
+  def _say_waiting(desc: str, unit: str) -> None:
+    # "waiting", not "compiling": a slow first unit may also be slow work (one likelihood
+    # batch takes a minute on CPU), and the line must be true either way.
+    print(f"{desc}: waiting for the first {unit} (XLA compiles it first); the bar and its ETA "
           "start after it", file=sys.stderr, flush=True)
 
   def __enter__(self) -> "Progress":
