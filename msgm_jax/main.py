@@ -3,7 +3,7 @@
   python -m msgm_jax.main --config=configs/<file>.py --workdir=<dir> [--mode=train]
   overrides: --config.training.n_iters=100 (the config is locked: typos fail loudly)
 
-Several processes (TPU pod slices, multi-node GPU jobs; msgm_jax/distributed.py) run this same
+Several processes (TPU pod slices, multi-node GPU jobs; msgm_jax/runtime/distributed.py) run this same
 command: on TPU VMs and in SLURM steps of several tasks they connect by themselves, elsewhere
 add --coordinator_address=<host of process 0>:<port> --num_processes=N --process_id=i.
 
@@ -13,7 +13,7 @@ trace instead (for bug reports). With several processes, an error in one stops a
 each printing the message.
 
 One run per workdir: every mode that writes into the run holds its lock (<workdir>/.lock,
-msgm_jax/workdir_lock.py) while it runs. Ctrl-C (SIGINT) and SIGTERM end the run with one or
+msgm_jax/runtime/workdir_lock.py) while it runs. Ctrl-C (SIGINT) and SIGTERM end the run with one or
 two lines (the last checkpoint and the command that resumes) and exit status 130 / 143.
 `--help` / `-h` print the modes, a first command and these flags (cli.usage).
 """
@@ -27,7 +27,11 @@ import traceback
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from msgm_jax import cli, distributed, modes, validate, workdir_lock
+from msgm_jax.cli import terminal as cli
+from msgm_jax.runtime import distributed
+from msgm_jax.cli import modes
+from msgm_jax.config import validate
+from msgm_jax.runtime import workdir_lock
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Path to a config file (configs/*.py).",

@@ -16,7 +16,13 @@ import jax
 import ml_collections
 import numpy as np
 
-from msgm_jax import builders, cli, data, exact, restore, train, validate
+from msgm_jax import data
+from msgm_jax.config import builders
+from msgm_jax.config import files
+from msgm_jax.diffusion import exact
+from msgm_jax.training import restore
+from msgm_jax.training import loop as train
+from msgm_jax.config import validate
 
 Array = jax.Array
 
@@ -63,7 +69,7 @@ class Trained(restore.Restored):
 
   def exact_mixture(self, subset: str = "sfg") -> exact.Mixture:
     """Toy data only: the 'sfg', 'nsfg' or 'all' part of the data's Gaussian mixture, whose
-    perturbed scores and densities msgm_jax/exact.py gives in closed form (e.g.
+    perturbed scores and densities msgm_jax/diffusion/exact.py gives in closed form (e.g.
     exact.mixture_score_fn(run.sde, run.exact_mixture('sfg')))."""
     if not self.spec.is_points:
       raise ValueError(f"exact scores exist for the toy mixture, not for {self.spec.dataset}")
@@ -96,9 +102,9 @@ def train_run(config_file: str, workdir: str,
               overrides: Optional[Mapping[str, Any]] = None) -> str:
   """Trains (or resumes) config_file's run in workdir, with overrides {'training.n_iters': 100,
   ...} applied as --config.<field>=<value> would be; returns workdir."""
-  config = cli.load_config_file(config_file)
+  config = files.load_config_file(config_file)
   flat: Dict[str, Any] = dict(overrides or {})
-  cli.check_overrides(config, [f"--config.{k}" for k in flat])
+  files.check_overrides(config, [f"--config.{k}" for k in flat])
   config.update_from_flattened_dict(flat)
   validate.startup(config, workdir, "train")
   train.train_and_evaluate(config, workdir)

@@ -42,5 +42,5 @@ for regime in standard unseen; do
   samples="$samples --samples=$regime=$npz"
 done
 # shellcheck disable=SC2086
-python -m msgm_jax.compositional_rates --classifier="$out/classifier_digits" --config="$config" \
+python -m msgm_jax.experiments.colour_rates --classifier="$out/classifier_digits" --config="$config" \
     "$@" $samples --out="$out/rates.json"

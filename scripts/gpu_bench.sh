@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # GPU speed of the CIFAR-10 DDPM++ (VP) and NCSN++ (VE) U-Nets in bfloat16 and float32
-# (issue 14 item 5): train step time, images/s and MFU from `python -m msgm_jax.bench`, plus
+# (issue 14 item 5): train step time, images/s and MFU from `python -m msgm_jax.tools.bench`, plus
 # one short PC-sampling measurement, as JSON files. Sized for a few minutes of device time:
 # most of it is compilation (kept in JAX_COMPILATION_CACHE_DIR, default
 # /tmp/msgm_jax_cache, so a rerun on the same machine is faster).
@@ -31,7 +31,7 @@ run() {  # name, then bench arguments
   local name="$1"; shift
   local t0=$SECONDS
   # shellcheck disable=SC2086  # EXTRA is a list of arguments
-  if timeout "$limit" "$py" -m msgm_jax.bench "$@" ${EXTRA:-} --out="$out/$name.json" > /dev/null \
+  if timeout "$limit" "$py" -m msgm_jax.tools.bench "$@" ${EXTRA:-} --out="$out/$name.json" > /dev/null \
       2> "$out/$name.err"; then
     "$py" - "$out/$name.json" <<'EOF'
 import json, sys

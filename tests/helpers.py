@@ -67,7 +67,7 @@ def tiny_classifier_setup(steps: int = 120, width: int = 16):
   steps of a width-`width` CNN (about 0.8 test accuracy at 120 steps)."""
   # pylint: disable=import-outside-toplevel
   from msgm_jax import data
-  from msgm_jax.classifier import ClassifierInfo, ClassifierSettings
+  from msgm_jax.evaluation.classifier import ClassifierInfo, ClassifierSettings
   config = load_config("configs/classifier/digits.py")
   config.classifier.update(dict(width=width, lr=3e-3, n_iters=steps, snapshot_freq=steps // 2,
                                 log_freq=30))
@@ -80,15 +80,15 @@ def train_tiny_classifier(workdir: str, steps: int = 120, width: int = 16):
   """Trains and evaluates tiny_classifier_setup's classifier in workdir (classifier_eval.json);
   returns (spec, Classifier, evaluation record)."""
   # pylint: disable=import-outside-toplevel
-  from msgm_jax.classifier import evaluate
-  from msgm_jax.classifier import train as classifier_train
+  from msgm_jax.evaluation.classifier import evaluate
+  from msgm_jax.evaluation.classifier import train as classifier_train
   config, spec, info = tiny_classifier_setup(steps, width)
   clf = classifier_train.train(spec, info, seed=config.seed, workdir=workdir)
   return spec, clf, evaluate.report(clf, spec, workdir, info.settings)
 
 
 def check_report_rows(workdir, rows: str, num_samples: int, step: int) -> dict:
-  """Reads a classifier-judged report's report.json (msgm_jax/digits_report.py) and checks
+  """Reads a classifier-judged report's report.json (msgm_jax/experiments/digits.py) and checks
   that it has each of the comma-separated rows, then `data`, and that every row has its
   columns: the rate inside its interval, finite metrics. Returns the report."""
   # pylint: disable=import-outside-toplevel

@@ -6,8 +6,9 @@ import os
 import jax
 import pytest
 
-from msgm_jax import builders, data
-from msgm_jax.classifier import ClassifierInfo, ClassifierSettings, step
+from msgm_jax import data
+from msgm_jax.config import builders
+from msgm_jax.evaluation.classifier import ClassifierInfo, ClassifierSettings, step
 from msgm_jax.models import model_from_config
 from tests.helpers import ROOT, load_config
 
@@ -64,7 +65,7 @@ RELEASE_FORMS = dict(form="elementwise", sign="release", hinge=False, margin=0.0
 def test_release_preset_from_the_command_line(path, variant, alpha, period):
   """--config.msgm.preset=release gives the release's loss forms on any config, whatever the
   config's own forms; variant, alpha and period stay the config's."""
-  from msgm_jax.moderation import MSGMConfig  # pylint: disable=import-outside-toplevel
+  from msgm_jax.method.moderation import MSGMConfig  # pylint: disable=import-outside-toplevel
   default = builders.step_config(_parse(path, "--config.training.regime=msgm")).msgm
   assert (default.sign, default.hinge, default.margin) == ("repel", True, 1.0)  # the project's
   release = _parse(path, "--config.training.regime=msgm", "--config.msgm.preset=release",
@@ -79,7 +80,7 @@ def test_release_preset_from_the_command_line(path, variant, alpha, period):
 def test_redirect_preset_from_the_command_line():
   """--config.msgm.preset=redirect sets the image setting's variant, alpha, period, window and
   references on any config, over the config's own values."""
-  from msgm_jax.moderation import MSGMConfig  # pylint: disable=import-outside-toplevel
+  from msgm_jax.method.moderation import MSGMConfig  # pylint: disable=import-outside-toplevel
   cfg = _parse("configs/msgm/digits_ddpm.py", "--config.training.regime=msgm",
                "--config.msgm.preset=redirect", "--config.msgm.alpha=0.7")
   assert builders.step_config(cfg).msgm == MSGMConfig(
@@ -90,7 +91,7 @@ def test_redirect_preset_from_the_command_line():
 def test_the_colour_digits_msgm_config_is_the_redirect_preset():
   """configs/msgm/colour_digits_ddpm.py spells out moderation.PRESETS['redirect'] (the setting
   docs/compositional_report.md's phase 3 measured), so the two cannot drift apart."""
-  from msgm_jax.moderation import PRESETS  # pylint: disable=import-outside-toplevel
+  from msgm_jax.method.moderation import PRESETS  # pylint: disable=import-outside-toplevel
   spelled = builders.step_config(load_config("configs/msgm/colour_digits_ddpm.py")).msgm
   preset = builders.step_config(_parse("configs/msgm/colour_digits_ddpm.py",
                                        "--config.msgm.preset=redirect")).msgm
@@ -101,7 +102,7 @@ def test_the_colour_digits_msgm_config_is_the_redirect_preset():
 def test_the_releases_own_cifar10_setup():
   """DDPM U-Net, continuous VP SDE, probability-flow ODE sampling, release loss forms, alpha
   0.01 every 4th step, NSFG automobile and dog, 400 + 400 per step."""
-  from msgm_jax.moderation import MSGMConfig  # pylint: disable=import-outside-toplevel
+  from msgm_jax.method.moderation import MSGMConfig  # pylint: disable=import-outside-toplevel
   config = load_config("configs/msgm/cifar10_ddpm_continuous.py")
   assert config.model.name == "ddpm" and config.training.sde == "vpsde"
   assert config.training.continuous and config.sampling.method == "ode"

@@ -21,7 +21,8 @@ import jax
 import numpy as np
 import pytest
 
-from msgm_jax import checkpoint, train
+from msgm_jax.training import checkpoint
+from msgm_jax.training import loop as train
 from tests.helpers import TOY_CLI, run_cli, tiny_toy_config
 
 RUN = [*TOY_CLI, "--config.training.log_freq=5", "--config.training.eval_freq=10",

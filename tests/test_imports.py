@@ -8,6 +8,6 @@ import msgm_jax
 
 def test_every_module_imports_together():
   names = [m.name for m in pkgutil.walk_packages(msgm_jax.__path__, "msgm_jax.")]
-  assert "msgm_jax.bench" in names and "msgm_jax.main" in names
+  assert "msgm_jax.tools.bench" in names and "msgm_jax.main" in names
   for name in names:
     importlib.import_module(name)

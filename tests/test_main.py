@@ -10,7 +10,8 @@ import time
 import chex
 import numpy as np
 
-from msgm_jax import checkpoint, train
+from msgm_jax.training import checkpoint
+from msgm_jax.training import loop as train
 from tests.helpers import TOY_CLI, load_config, run_cli, tiny_toy_config
 
 
@@ -79,7 +80,7 @@ def test_summary_and_bad_overrides():
 
 
 def test_fast_samplers_in_sample_and_eval_mode(tmp_path, tiny_classifier):
-  """--config.sampling.method=dpm_solver / heun (msgm_jax/fast_sampling.py) through the
+  """--config.sampling.method=dpm_solver / heun (msgm_jax/diffusion/fast_sampling.py) through the
   entrypoint on a digits run (a checkpoint of the initial weights at step 10: the modes do not
   care how they were made); ddim on a VE SDE stops with one line naming heun."""
   workdir = str(tmp_path / "run")

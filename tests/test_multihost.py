@@ -24,7 +24,8 @@ import jax
 import numpy as np
 import pytest
 
-from msgm_jax import checkpoint, train
+from msgm_jax.training import checkpoint
+from msgm_jax.training import loop as train
 from tests.helpers import load_config, run_cli
 
 # The digits MSGM config, smaller still: one resolution, 8 channels, a 20-step sampler, every

@@ -8,7 +8,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from msgm_jax import exact, train, trained, validate
+from msgm_jax import trained
+from msgm_jax.diffusion import exact
+from msgm_jax.training import loop as train
+from msgm_jax.config import validate
 from msgm_jax.models.utils import make_score_fn
 from tests.helpers import ROOT, tiny_toy_config
 

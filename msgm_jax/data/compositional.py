@@ -15,7 +15,7 @@ value of an NSFG image occurs in the SFG data (as Bangs do on faces without bang
 
 Colour is read back by rule (`read_colour`, exact on these images); the brightest channel is
 the digit itself (`luminance`), so the shape factor can be read by the digits classifier
-(msgm_jax/classifier/compositional.py).
+(msgm_jax/evaluation/classifier/compositional.py).
 """
 
 from typing import Dict, Sequence, Tuple

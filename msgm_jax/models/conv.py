@@ -12,7 +12,7 @@ checkpoint trained with one loads into the others:
 "hybrid" and "im2col" were written for older XLA:CPU releases, whose convolution weight gradient
 ran at a few GFLOP/s; with jaxlib 0.10 XLA:CPU runs every convolution (through YNNPACK by
 default) 2-5x faster than the im2col matmul, gradients included, so they remain only as options
-to compare against (`python -m msgm_jax.bench --conv=xla,hybrid`).
+to compare against (`python -m msgm_jax.tools.bench --conv=xla,hybrid`).
 """
 
 import functools

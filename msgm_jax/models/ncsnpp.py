@@ -18,7 +18,7 @@ from msgm_jax.models.layers import (AttnBlockpp, Combine, GaussianFourierProject
 from msgm_jax.models.layerspp import (Downsample, ResnetBlockBigGANpp, ResnetBlockDDPMpp,
                                       Upsample)
 
-# The valid values of NCSN++'s string fields (also msgm_jax/validate.py's rules).
+# The valid values of NCSN++'s string fields (also msgm_jax/config/validate.py's rules).
 CHOICES = {"progressive": ("none", "output_skip", "residual"),
            "progressive_input": ("none", "input_skip", "residual"),
            "resblock_type": ("ddpm", "biggan"), "progressive_combine": ("sum", "cat"),

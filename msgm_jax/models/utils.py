@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from msgm_jax import sde as sde_lib
+from msgm_jax.diffusion import sde as sde_lib
 from msgm_jax.models import dropout
 
 Array = jax.Array

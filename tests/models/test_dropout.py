@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from msgm_jax import sde as sde_lib
+from msgm_jax.diffusion import sde as sde_lib
 from msgm_jax.models import dropout, get_model, make_score_fn
 
 

@@ -9,7 +9,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from msgm_jax import presets
+from msgm_jax.config import presets
 from msgm_jax.models import MODELS, get_model, model_from_config, summarize
 from msgm_jax.models import presets as model_presets
 

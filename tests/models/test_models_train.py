@@ -6,7 +6,7 @@ import numpy as np
 import optax
 import pytest
 
-from msgm_jax import sde as sde_lib
+from msgm_jax.diffusion import sde as sde_lib
 from msgm_jax.models import get_model, make_score_fn
 
 # Kept small because a U-Net's gradient compiles for ~5-12 s of CPU per level: no attention (its

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from msgm_jax import sde as sde_lib
+from msgm_jax.diffusion import sde as sde_lib
 from msgm_jax.models import utils
 
 X0 = jax.random.normal(jax.random.PRNGKey(0), (3, 4, 4, 2))

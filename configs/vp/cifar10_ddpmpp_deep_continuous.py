@@ -1,8 +1,0 @@
-"""DDPM++ (deep) on CIFAR-10 with the VP SDE (score_sde vp/cifar10_ddpmpp_deep_continuous.py)."""
-
-from msgm_jax import presets
-from msgm_jax.models import presets as model_presets
-
-
-def get_config():
-  return model_presets.deep(model_presets.ddpmpp(presets.vp(presets.base())))

@@ -1,0 +1,10 @@
+"""From a config file to typed objects: presets, checks, builders and run identity.
+
+  presets.py        small presets that configs/*.py compose into one ml_collections ConfigDict
+  files.py          loading a config file (a path or a shipped config), checking --config overrides
+  validate.py       start-up checks of every field (rule tables per section, cross-field checks)
+  builders.py       config sections -> typed objects (SDE, sampler, step config, adjustment)
+  agreement.py      does a config agree with the run it is applied to; names for outputs
+
+The only part that reads a whole ConfigDict (with cli/); below it nothing takes one.
+"""

@@ -1,0 +1,13 @@
+"""MSGM on STL-10 64x64 (labelled train + test), VE SDE, NSFG = airplane."""
+
+from msgm_jax.config import presets
+from msgm_jax.models import presets as model_presets
+
+
+def get_config():
+  config = presets.msgm(presets.stl10_64(model_presets.ncsnpp(presets.ve(presets.base()))))
+  config.model.ch_mult = (1, 2, 2, 2, 2)
+  config.model.num_res_blocks = 2
+  config.training.batch_size = 64
+  config.msgm.nsfg_batch_size = 64
+  return config
