@@ -19,6 +19,7 @@ two lines (the last checkpoint and the command that resumes) and exit status 130
 """
 
 import contextlib
+import os
 import shlex
 import signal
 import sys
@@ -27,13 +28,13 @@ import traceback
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from msgm_jax.cli import terminal as cli
-from msgm_jax.runtime import distributed
 from msgm_jax.cli import modes
+from msgm_jax.cli import terminal as cli
 from msgm_jax.config import validate
-from msgm_jax.runtime import workdir_lock
+from msgm_jax.runtime import distributed, workdir_lock
 
 FLAGS = flags.FLAGS
+CONSOLE_COMMAND = "msgm-jax"  # [project.scripts] in pyproject.toml
 config_flags.DEFINE_config_file("config", None, "Path to a config file (configs/*.py).",
                                 lock_config=True)
 flags.DEFINE_string("workdir", None, "Run directory: checkpoints, TensorBoard events, samples.")
@@ -77,7 +78,9 @@ def _distributed_settings() -> distributed.Settings:
 
 def command() -> str:
   """The command line of this run, as a user would type it again."""
-  return shlex.join(["python", "-m", "msgm_jax.main", *sys.argv[1:]])
+  started = os.path.basename(sys.argv[0]) if sys.argv else ""
+  head = [CONSOLE_COMMAND] if started == CONSOLE_COMMAND else ["python", "-m", "msgm_jax.main"]
+  return shlex.join([*head, *sys.argv[1:]])
 
 
 def _terminated(signum, frame):
@@ -132,7 +135,12 @@ def main(argv):
     distributed.stop_all(f"{cli.first_line(e)} (the traceback is in this process's log)", 1)
 
 
-if __name__ == "__main__":
+def run() -> None:
+  """`python -m msgm_jax.main` and the console command `msgm-jax` (pyproject.toml)."""
   app.run(main, flags_parser=cli.flags_parser(FLAGS, usage=lambda: cli.usage(
       {name: modes.MODES.get(name).__doc__ for name in modes.MODES},
-      FLAGS.main_module_help())))
+      FLAGS.module_help(sys.argv[0] if __name__ == "__main__" else __name__))))
+
+
+if __name__ == "__main__":
+  run()
