@@ -95,12 +95,23 @@ def _run_mode(options: modes.Options) -> None:
     modes.MODES.get(FLAGS.mode)(FLAGS.config, FLAGS.workdir, options)
 
 
+def _library_noise_filter(record) -> bool:
+  """False for the library INFO lines a user cannot act on (see main)."""
+  if "orbax" in record.pathname:
+    return False
+  return not (record.levelno < logging.converter.STANDARD_WARNING and
+              record.pathname.endswith("xla_bridge.py") and
+              str(record.msg).startswith("Unable to initialize backend"))
+
+
 def main(argv):
   if len(argv) > 1:
     cli.fail(f"unexpected arguments: {' '.join(argv[1:])} (flags look like --name=value)")
   logging.set_verbosity(logging.INFO)
-  # Orbax narrates every save at INFO; keep the run's own messages readable.
-  logging.get_absl_handler().addFilter(lambda record: "orbax" not in record.pathname)
+  # Orbax narrates every save at INFO, and JAX reports at INFO each accelerator backend it
+  # looked for and did not find ("Unable to initialize backend 'tpu'" on every CPU/GPU
+  # machine); keep the run's own messages readable.
+  logging.get_absl_handler().addFilter(_library_noise_filter)
   options = modes.Options(allow_config_change=FLAGS.allow_config_change,
                           overwrite=FLAGS.overwrite)
   signal.signal(signal.SIGTERM, _terminated)  # as Ctrl-C: `finally` blocks run, locks go

@@ -112,3 +112,17 @@ def test_fast_samplers_in_sample_and_eval_mode(tmp_path, tiny_classifier):
   lines = [l for l in out.stderr.splitlines() if l.startswith("msgm_jax: error:")]
   assert out.returncode == 2 and len(lines) == 1, out.stderr[-3000:]
   assert "takes the SDEs vpsde, subvpsde, not vesde; use --config.sampling.method=heun" in lines[0]
+
+
+def test_library_noise_is_filtered_at_the_source():
+  import logging as pylogging  # pylint: disable=import-outside-toplevel
+  from msgm_jax import main  # pylint: disable=import-outside-toplevel
+
+  def record(path, level, msg):
+    return pylogging.LogRecord("x", level, path, 1, msg, None, None)
+
+  tpu = "Unable to initialize backend 'tpu': INTERNAL: Failed to open libtpu.so"
+  assert not main._library_noise_filter(record("/jax/_src/xla_bridge.py", pylogging.INFO, tpu))
+  assert not main._library_noise_filter(record("/orbax/checkpoint/x.py", pylogging.INFO, "saved"))
+  assert main._library_noise_filter(record("/jax/_src/xla_bridge.py", pylogging.WARNING, tpu))
+  assert main._library_noise_filter(record("/msgm_jax/training/loop.py", pylogging.INFO, "step"))
