@@ -25,11 +25,27 @@ serves every choice of data.nsfg_classes (it is trained on all classes). Real te
 must go through the same [0, 1] space: data.make_eval_source gives uint8, divide by 255.
 """
 
-from msgm_jax.evaluation.classifier.info import ClassifierInfo
-from msgm_jax.evaluation.classifier.loading import Classifier, ClassifierMismatch, load_classifier
-from msgm_jax.evaluation.classifier.networks import CLASSIFIERS
-from msgm_jax.evaluation.classifier.nsfg import NsfgRule, is_nsfg
-from msgm_jax.evaluation.classifier.settings import ClassifierSettings
+import importlib
 
-__all__ = ["CLASSIFIERS", "Classifier", "ClassifierInfo", "ClassifierMismatch",
-           "ClassifierSettings", "NsfgRule", "is_nsfg", "load_classifier"]
+# Public names, imported on first use (PEP 562): importing one submodule (e.g. rates.py)
+# does not load the others and what they import.
+_WHERE = {
+    "CLASSIFIERS": "msgm_jax.evaluation.classifier.networks",
+    "Classifier": "msgm_jax.evaluation.classifier.loading",
+    "ClassifierInfo": "msgm_jax.evaluation.classifier.info",
+    "ClassifierMismatch": "msgm_jax.evaluation.classifier.loading",
+    "ClassifierSettings": "msgm_jax.evaluation.classifier.settings",
+    "NsfgRule": "msgm_jax.evaluation.classifier.nsfg",
+    "is_nsfg": "msgm_jax.evaluation.classifier.nsfg",
+    "load_classifier": "msgm_jax.evaluation.classifier.loading",
+}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name):
+  if name not in _WHERE:
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+  module = importlib.import_module(_WHERE[name])
+  value = module if module.__name__.endswith("." + name) else getattr(module, name)
+  globals()[name] = value
+  return value

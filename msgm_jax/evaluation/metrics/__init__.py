@@ -12,18 +12,39 @@
   stats.py          the command: python -m msgm_jax.evaluation.metrics.stats --config=... --extractor=...
 """
 
-from msgm_jax.evaluation.metrics import classifier_features  # registers the "classifier" extractor
-from msgm_jax.evaluation.metrics.extractors import (EXTRACTORS, Extractor, ExtractorOptions,
-                                         FeatureRunner, build_extractor, tree_digest)
-from msgm_jax.evaluation.metrics.feature_stats import cache_name, dataset_stats, load_stats, save_stats
-from msgm_jax.evaluation.metrics.frechet import (FrechetTerms, frechet_distance, frechet_distance_no_mean,
-                                      frechet_terms)
-from msgm_jax.evaluation.metrics.moments import FeatureStats, Moments, stats_of
-from msgm_jax.evaluation.metrics.rates import rate_summary, wilson_interval
+import importlib
 
-__all__ = [
-    "EXTRACTORS", "Extractor", "ExtractorOptions", "FeatureRunner", "FeatureStats",
-    "FrechetTerms", "Moments", "build_extractor", "cache_name", "classifier_features",
-    "dataset_stats", "frechet_distance", "frechet_distance_no_mean", "frechet_terms",
-    "load_stats", "rate_summary", "save_stats", "stats_of", "tree_digest", "wilson_interval",
-]
+# Public names, imported on first use (PEP 562): importing one submodule (e.g. rates.py)
+# does not load the others and what they import.
+_WHERE = {
+    "EXTRACTORS": "msgm_jax.evaluation.metrics.extractors",
+    "Extractor": "msgm_jax.evaluation.metrics.extractors",
+    "ExtractorOptions": "msgm_jax.evaluation.metrics.extractors",
+    "FeatureRunner": "msgm_jax.evaluation.metrics.extractors",
+    "FeatureStats": "msgm_jax.evaluation.metrics.moments",
+    "FrechetTerms": "msgm_jax.evaluation.metrics.frechet",
+    "Moments": "msgm_jax.evaluation.metrics.moments",
+    "build_extractor": "msgm_jax.evaluation.metrics.extractors",
+    "cache_name": "msgm_jax.evaluation.metrics.feature_stats",
+    "classifier_features": "msgm_jax.evaluation.metrics.classifier_features",
+    "dataset_stats": "msgm_jax.evaluation.metrics.feature_stats",
+    "frechet_distance": "msgm_jax.evaluation.metrics.frechet",
+    "frechet_distance_no_mean": "msgm_jax.evaluation.metrics.frechet",
+    "frechet_terms": "msgm_jax.evaluation.metrics.frechet",
+    "load_stats": "msgm_jax.evaluation.metrics.feature_stats",
+    "rate_summary": "msgm_jax.evaluation.metrics.rates",
+    "save_stats": "msgm_jax.evaluation.metrics.feature_stats",
+    "stats_of": "msgm_jax.evaluation.metrics.moments",
+    "tree_digest": "msgm_jax.evaluation.metrics.extractors",
+    "wilson_interval": "msgm_jax.evaluation.metrics.rates",
+}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name):
+  if name not in _WHERE:
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+  module = importlib.import_module(_WHERE[name])
+  value = module if module.__name__.endswith("." + name) else getattr(module, name)
+  globals()[name] = value
+  return value

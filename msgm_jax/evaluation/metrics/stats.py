@@ -18,6 +18,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from msgm_jax import data
+from msgm_jax.evaluation.metrics import classifier_features  # noqa: F401  (registers "classifier")
 from msgm_jax.evaluation.metrics import extractors as extractors_lib
 from msgm_jax.evaluation.metrics import feature_stats
 
