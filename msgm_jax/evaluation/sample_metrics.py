@@ -34,7 +34,8 @@ from msgm_jax import data
 from msgm_jax.config import validate
 from msgm_jax.config.validate import NSFG_DETECTORS, SWITCHES
 from msgm_jax.evaluation.classifier import load_classifier
-from msgm_jax.evaluation.metrics import classifier_features, extractors, feature_stats, frechet, rates
+from msgm_jax.evaluation.metrics import (classifier_features, extractors, feature_stats, frechet,
+                                         rates)
 
 # metric -> the extractor whose weights (eval.<name>_weights) it needs (nsfg_rate with the
 # factored detector: "detector", SampleMetricSettings.needs).

@@ -14,7 +14,8 @@ import jax.numpy as jnp
 
 from msgm_jax import data
 from msgm_jax.evaluation.classifier import Classifier, factors, load_classifier
-from msgm_jax.evaluation.metrics.extractors import EXTRACTORS, Extractor, ExtractorOptions, tree_digest
+from msgm_jax.evaluation.metrics.extractors import (EXTRACTORS, Extractor, ExtractorOptions,
+                                                    tree_digest)
 
 HINT = ("set eval.classifier_weights to a classifier's workdir (train one with python -m "
         "msgm_jax.main --config=configs/classifier/<dataset>.py --workdir=<dir>)")

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from msgm_jax import data
-from msgm_jax.evaluation.classifier import Classifier, ClassifierInfo, ClassifierMismatch, ClassifierSettings
+from msgm_jax.evaluation.classifier import (Classifier, ClassifierInfo, ClassifierMismatch,
+                                            ClassifierSettings)
 from msgm_jax.evaluation.classifier import NsfgRule, is_nsfg
 from msgm_jax.evaluation.classifier.evaluate import classification_metrics, summary_line
 
