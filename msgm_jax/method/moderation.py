@@ -1,4 +1,5 @@
-"""MSGM moderation terms on perturbed NSFG samples and the combined objective (method.md 4).
+"""MSGM moderation terms on perturbed NSFG samples and the combined objective (docs/method.md
+section 4).
 
 At x~ = m x_u + std z (x_u an NSFG sample) the true conditional score is -z / std: it points
 back to x_u. The terms act on the model score s there, through the product s * (std z). With
