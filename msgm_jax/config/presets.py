@@ -11,7 +11,7 @@ from msgm_jax.data import compositional
 
 
 def base() -> ml_collections.ConfigDict:
-  """Everything a run needs, with score_sde's CIFAR-10 defaults (method.md section 5)."""
+  """Everything a run needs, with score_sde's CIFAR-10 defaults (docs/method.md section 5)."""
   config = ml_collections.ConfigDict()
   config.seed = 42
 
@@ -31,7 +31,7 @@ def base() -> ml_collections.ConfigDict:
   training.snapshot_sampling = True
   training.steps_per_call = 1  # train steps fused into one compiled call
   training.num_devices = 0  # local devices to use (0: all)
-  # MSGM regimes (method.md section 1): standard | unseen | msgm.
+  # MSGM regimes (docs/method.md section 1): standard | unseen | msgm.
   training.regime = "standard"
   training.init_from = ""  # fine-tuning: a workdir or checkpoint directory of a Standard run
   training.restart_step = True  # on init_from: restart the step counter (and so the warmup)
@@ -67,7 +67,7 @@ def base() -> ml_collections.ConfigDict:
   sampling.probability_flow = False
   sampling.snr = 0.16
   sampling.batch_size = 64  # samples drawn at each snapshot
-  sampling.eps = 1e-3  # end time of sampling (method.md section 2: 1e-3 VP/sub-VP, 1e-5 VE)
+  sampling.eps = 1e-3  # end time of sampling (docs/method.md section 2: 1e-3 VP/sub-VP, 1e-5 VE)
   sampling.ode_tol = 1e-5  # rtol = atol of the probability-flow ODE sampler
   sampling.num_steps = 50  # steps of ddim / dpm_solver / heun (heun: 2 evaluations a step)
   sampling.ddim_eta = 0.0  # ddim's fresh noise per step in [0, 1] (0: deterministic, 1: DDPM's)
@@ -133,7 +133,7 @@ def base() -> ml_collections.ConfigDict:
   data.random_flip = True
   data.centered = False
   data.uniform_dequantization = False
-  data.nsfg_classes = (1, 5)  # CIFAR-10: automobile and dog (method.md section 7)
+  data.nsfg_classes = (1, 5)  # CIFAR-10: automobile and dog (docs/method.md section 7)
   data.nsfg_attribute = ""  # CelebA: e.g. "Bangs"
 
   config.model = model = ml_collections.ConfigDict()
@@ -243,7 +243,7 @@ def msgm(config: ml_collections.ConfigDict, variant: str = "obtuse",
 
 def cifar10_msgm(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """CIFAR-10 with NSFG = automobile (1) and dog (5): 400 SFG + 400 NSFG per step, 660k steps
-  (method.md sections 5 and 7; the release's paired loader hard-codes another split)."""
+  (docs/method.md sections 5 and 7; the release's paired loader hard-codes another split)."""
   config.data.dataset = "CIFAR10"
   config.data.nsfg_classes = (1, 5)
   config.training.batch_size = 400

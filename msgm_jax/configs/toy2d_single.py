@@ -1,4 +1,4 @@
-"""One regime on the 2-D toy (method.md section 7): the unit the toy2d experiment repeats.
+"""One regime on the 2-D toy (docs/method.md section 7): the unit the toy2d experiment repeats.
 
   python -m msgm_jax.main --config=configs/toy2d_single.py --workdir=runs/toy_msgm \
       --config.training.regime=msgm --config.msgm.variant=obtuse --config.msgm.sign=repel

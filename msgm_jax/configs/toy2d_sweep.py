@@ -1,4 +1,4 @@
-"""The toy's alpha / period sweep (method.md section 7): the release's alpha = 0.01 and
+"""The toy's alpha / period sweep (docs/method.md section 7): the release's alpha = 0.01 and
 period = 4 were set for CIFAR-10 over 660k steps; on a short toy run they are re-examined
 (alpha 0.1 and 0.5 with the term on every step), and the hinge margin of the repelling term.
 

@@ -1,6 +1,6 @@
 """The input pipeline: host-side numpy, deterministic and resumable, sharded per process.
 
-Typical use (train.py):
+Typical use (msgm_jax/training/loop.py):
   spec = DataSpec.from_config(config.data)
   sfg, nsfg = make_train_streams(spec, regime="msgm", batch_size=B, nsfg_batch_size=B_u,
                                  seed=config.seed, start_position=step,

@@ -2,7 +2,8 @@
 
 Names are case-insensitive and ignore '_' and '-', so score_sde's spellings ('CIFAR10', 'CELEBA',
 'STL10', 'MNIST') and TFDS's ('celeb_a') all resolve. Splits are this project's names mapped to
-TFDS split strings; STL-10 trains on its labelled 'train' + 'test' images (method.md section 7).
+TFDS split strings; STL-10 trains on its labelled 'train' + 'test' images (docs/method.md
+section 7).
 """
 
 import dataclasses

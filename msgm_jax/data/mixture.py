@@ -1,7 +1,7 @@
 """Isotropic Gaussian mixtures in numpy: the 2-D toy data of the paper's first figure.
 
-`GaussianMixture` is the data model of the toy experiment (method.md section 7). Everything is
-closed form, so samplers, losses and metrics can be checked against truth: the exact density,
+`GaussianMixture` is the data model of the toy experiment (docs/method.md section 7). Everything
+is closed form, so samplers, losses and metrics can be checked against truth: the exact density,
 the exact score, the posterior over components ("nearest component" metric) and the mixture
 perturbed by a Gaussian SDE kernel (whose score is the exact time-dependent score).
 """

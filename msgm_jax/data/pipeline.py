@@ -157,7 +157,7 @@ def make_train_streams(spec: DataSpec, *, regime: str, batch_size: int,
                        start_position: int = 0, nsfg_start_position: Optional[int] = None,
                        process_index: int = 0, process_count: int = 1
                        ) -> Tuple[stream_lib.Stream, Optional[stream_lib.Stream]]:
-  """(main stream, NSFG stream or None) for a training regime (method.md section 1).
+  """(main stream, NSFG stream or None) for a training regime (docs/method.md section 1).
 
   main: all data ('standard') or SFG only ('unseen', 'msgm'); the NSFG stream exists only for
   'msgm'. Batch sizes are global (summed over processes); nsfg_batch_size None or 0 ->

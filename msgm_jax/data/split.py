@@ -1,4 +1,4 @@
-"""SFG / NSFG splits and the index sets each training regime draws from (method.md section 1).
+"""SFG / NSFG splits and the index sets each training regime draws from (docs/method.md section 1).
 
 D = D_g (SFG) + D_u (NSFG). NSFG examples are those whose class is in `nsfg_classes`, or
 (CelebA) whose binary attribute `nsfg_attribute` is set. Regimes:

@@ -1,4 +1,4 @@
-"""Image transforms on the host, in numpy (method.md section 5).
+"""Image transforms on the host, in numpy (docs/method.md section 5).
 
 Geometry (centre crop, resize) acts on uint8 [H, W, C] images one at a time; the rest acts on
 batches [B, H, W, C]. Randomness is never drawn here: callers pass flip bits or an explicit

@@ -1,4 +1,5 @@
-"""Denoising score matching losses: continuous DSM, discrete DDPM and SMLD (method.md section 4).
+"""Denoising score matching losses: continuous DSM, discrete DDPM and SMLD (docs/method.md
+section 4).
 
 All three perturb x with Gaussian noise, x~ = m x + std z, and penalise the residual of the
 model score against the conditional score -z / std. They differ only in how the noise level is

@@ -1,4 +1,4 @@
-"""Forward SDEs of score-based generative modelling (Song et al. 2021), method.md section 2.
+"""Forward SDEs of score-based generative modelling (Song et al. 2021), docs/method.md section 2.
 
 Each SDE is an immutable, hashable dataclass, so it can be closed over or passed as a static
 argument to `jax.jit`. Method names follow score_sde so existing notebooks port unchanged.

@@ -13,8 +13,8 @@ eval.bpd_dataset split:
       1e-5, from eps = 1e-5; divergence by Hutchinson-Skilling with Rademacher probes) of the
       first eval.bpd_num_examples examples, always uniformly dequantised ((x + u) / 256, then
       the data scaler, as score_sde's bpd), as bits/dim with offset 8 for data in [0, 1] and 7
-      for centred data (method.md section 8). toy2d points are not quantised: they get the mean
-      negative log-likelihood in nats per point instead.
+      for centred data (docs/method.md section 8). toy2d points are not quantised: they get the
+      mean negative log-likelihood in nats per point instead.
 MSGM should raise the NSFG bits/dim and leave the SFG bits/dim nearly unchanged.
   (c) sample metrics (msgm_jax/evaluation/sample_metrics.py; each switched by eval.nsfg_rate,
       eval.fd_classifier, eval.fid = auto | on | off): eval.num_samples samples from the EMA
@@ -71,7 +71,8 @@ SUBSETS = ("sfg", "nsfg")
 
 @dataclasses.dataclass(frozen=True)
 class EvalSettings:
-  """What eval mode computes (config.eval, plus method.md's fixed ODE settings)."""
+  """What eval mode computes (config.eval, plus the fixed ODE settings of docs/method.md
+  section 8)."""
 
   split: str = "test"
   begin_ckpt: int = 0

@@ -1,5 +1,5 @@
 """Sample-based metrics of eval mode: what a dataset classifier and feature statistics say
-about generated images (method.md section 8).
+about generated images (docs/method.md section 8).
 
 For uint8 images [N, H, W, C] (generated samples after the data's inverse scaler, as sample
 mode saves them; real images go through the same path):

@@ -1,4 +1,4 @@
-"""Metrics of 2-D samples against the known toy mixture (method.md section 7).
+"""Metrics of 2-D samples against the known toy mixture (docs/method.md section 7).
 
 - nsfg_rate: share of samples whose most likely component is an NSFG one;
 - disc_ratio: share of samples within `radius` of the NSFG centre divided by the true SFG

@@ -1,4 +1,5 @@
-"""MSGM moderation terms on perturbed NSFG samples and the combined objective (method.md 4).
+"""MSGM moderation terms on perturbed NSFG samples and the combined objective (docs/method.md
+section 4).
 
 At x~ = m x_u + std z (x_u an NSFG sample) the true conditional score is -z / std: it points
 back to x_u. The terms act on the model score s there, through the product s * (std z). With
@@ -55,7 +56,8 @@ class MSGMConfig:
   (obtuse); alpha: weight of the moderation term; period: applied when step % period == 0;
   std_min, std_max: the noise window of the NSFG batch (std_max 0: no upper end);
   num_refs (redirect): 0 takes the step's SFG batch as the references, n > 0 the first n SFG
-  training examples, -1 all of them: a fixed bank (train.compiled_step builds it; the same on every device).
+  training examples, -1 all of them: a fixed bank (compiled_step in msgm_jax/training/loop.py
+  builds it; the same on every device).
 
   Field defaults are the release's literal forms (for hand checks and notebooks); the project's
   default, which configs get from presets.base(), is obtuse / repel / hinge / margin 1.0."""
@@ -187,7 +189,8 @@ def msgm_objective(step: Array, sfg: Tuple[Array, Array], nsfg: Tuple[Array, Arr
   active: None decides from `step` at run time and skips the moderation branch on off-period
   steps with lax.cond; True / False decides at trace time (no branch in the graph). Both give
   the same loss and gradients. XLA:CPU runs the convolutions inside a cond's branch 4-16x
-  slower, so CPU training compiles one step per pattern instead (train.compiled_step).
+  slower, so CPU training compiles one step per pattern instead (compiled_step in
+  msgm_jax/training/loop.py).
   Returns (scalar loss, {"dsm", "moderation", "moderation_active"} for logging).
   """
   dsm = jnp.mean(dsm_loss(*sfg, score_fn, sde, cfg))

@@ -1,4 +1,4 @@
-"""The optimiser of score_sde: global-norm clipping, Adam, linear warmup (method.md section 5).
+"""The optimiser of score_sde: global-norm clipping, Adam, linear warmup (docs/method.md section 5).
 
 The learning rate is a pure function of the train step held in the train state, not of a
 counter inside the optax state, so fine-tuning can restart the warmup by restarting the step,

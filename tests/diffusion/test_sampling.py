@@ -170,7 +170,7 @@ def test_one_langevin_step_has_the_formula_step_size(name, t0):
   z = np.asarray(x_new - x_mean, np.float64) / np.sqrt(2 * e)
   ratio = snr * np.linalg.norm(z, axis=1).mean() / np.linalg.norm(np.asarray(c), axis=1).mean()
   np.testing.assert_allclose(e, 2 * _alpha_in_numpy(name, t0) * ratio**2, rtol=1e-4)
-  # ALD: e = 2 alpha_i (snr std(t))^2 with the marginal std (method.md section 2).
+  # ALD: e = 2 alpha_i (snr std(t))^2 with the marginal std (docs/method.md section 2).
   update = sampling.CORRECTORS.get("ald").fn
   _, x_mean = update(jax.random.key(4), x, t, lambda x, t: c, sde=sde, snr=snr, n_steps=1)
   std = float(sde.marginal_prob(x, t)[1][0])

@@ -28,7 +28,7 @@ def _correlated(rho):
 
 
 def _scale_std(t):
-  """m(t) and std(t) of the VP SDE (method.md section 2), float64."""
+  """m(t) and std(t) of the VP SDE (docs/method.md section 2), float64."""
   log_m = -t * t * (SDE.beta_max - SDE.beta_min) / 4 - t * SDE.beta_min / 2
   return np.exp(log_m), np.sqrt(-np.expm1(2 * log_m))
 

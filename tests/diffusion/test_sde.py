@@ -12,7 +12,7 @@ IDS = ["vp", "subvp", "ve"]
 
 
 def _closed_form(sde, t):
-  """m(t), std(t) from method.md section 2, written independently of sde.py."""
+  """m(t), std(t) from docs/method.md section 2, written independently of sde.py."""
   if isinstance(sde, sde_lib.VESDE):
     return 1.0, 0.01 * (50.0 / 0.01) ** t
   log_m = -t**2 * (20.0 - 0.1) / 4 - t * 0.1 / 2

@@ -65,7 +65,7 @@ def test_hinge_margin_asks_for_a_strictly_obtuse_angle():
 
 # Every variant, as (MSGMConfig fields, the term as a function of v = s z / std [B, D], the
 # score s, the noise z; before the reduction's scale, which the scale-free cosine does not
-# take, and g^2). Written out from method.md 4.
+# take, and g^2). Written out from docs/method.md section 4.
 WEIGHTED = [
     (dict(variant="orthogonal", form="elementwise"), lambda v, s, z: np.mean(v**2, 1)),
     (dict(variant="orthogonal", form="inner"), lambda v, s, z: np.mean(v, 1) ** 2),
@@ -79,7 +79,7 @@ WEIGHTED = [
 
 
 def _sde_in_numpy(name, t):
-  """(std(t), g(t)^2) of the default VE / VP SDEs, from method.md section 2."""
+  """(std(t), g(t)^2) of the default VE / VP SDEs, from docs/method.md section 2."""
   if name == "vesde":
     s0, s1 = 0.01, 50.0
     std = s0 * (s1 / s0) ** t

@@ -1,4 +1,4 @@
-"""Classifier logits -> "is NSFG" decisions, for the NSFG rate (method.md section 8).
+"""Classifier logits -> "is NSFG" decisions, for the NSFG rate (docs/method.md section 8).
 
 Class datasets (digits, MNIST, CIFAR-10, STL-10): a sample is NSFG when the classifier's most
 likely class is one of the NSFG classes (argmax in data.nsfg_classes). Attribute datasets
