@@ -6,5 +6,5 @@
   builders.py       config sections -> typed objects (SDE, sampler, step config, adjustment)
   agreement.py      does a config agree with the run it is applied to; names for outputs
 
-The only part that reads a whole ConfigDict (with cli/); below it nothing takes one.
+Below this part nothing takes a whole ConfigDict: the parts under it read their own section.
 """

@@ -196,18 +196,21 @@ def msgm_rows(config, steps: int, warmup: int) -> Dict[str, Any]:
 
 
 def _score_eval(run: train.Run, batch: int):
-  """The pmapped eval-mode score fn(variables, x, t) and inputs of `batch` per device."""
+  """The data-parallel eval-mode score fn(variables, (x, t), key) and its inputs after the
+  variables, `batch` per device."""
   build = builders.score_fn_builder(run.model, run.sde, run.config.training.continuous,
                                     train=False)
-  fn = jax.pmap(lambda v, x, t: build(v, None)(x, t), devices=run.devices)
+  fn = parallel.data_parallel_map(lambda v, xt, key: build(v, None)(*xt), run.devices,
+                                  distinct_keys=False)
   x = np.random.default_rng(0).standard_normal((run.n_dev, batch) + run.shape)
-  return fn, jnp.asarray(x, jnp.float32), jnp.full((run.n_dev, batch), 0.5)
+  xt = (jnp.asarray(x, jnp.float32), jnp.full((run.n_dev, batch), 0.5))
+  return fn, (xt, jax.random.key(0))
 
 
 def _score_flops(run: train.Run, variables, batch: int) -> Optional[float]:
   """One device's FLOPs for one score evaluation of a [batch, ...] input."""
-  fn, x, t = _score_eval(run, batch)
-  return measure.lowered_flops(fn, variables, x, t)
+  fn, inputs = _score_eval(run, batch)
+  return measure.lowered_flops(fn, variables, *inputs)
 
 
 def bench_forward(config, steps: int, warmup: int) -> Dict[str, Any]:
@@ -215,11 +218,11 @@ def bench_forward(config, steps: int, warmup: int) -> Dict[str, Any]:
   sampler loop: the cost of one NFE."""
   run = train.build_run(config, workdir="")
   per_dev = -(-config.sampling.batch_size // run.n_dev)
-  fn, x, t = _score_eval(run, per_dev)
+  fn, inputs = _score_eval(run, per_dev)
   variables = parallel.replicate(train.fresh_state(run).ema_params, run.devices)
-  compiled, compile_s = measure.compile_timed(fn, variables, x, t)
-  seconds = measure.time_calls(lambda: compiled(variables, x, t), steps, warmup)
-  flops = measure.lowered_flops(fn, variables, x, t)
+  compiled, compile_s = measure.compile_timed(fn, variables, *inputs)
+  seconds = measure.time_calls(lambda: compiled(variables, *inputs), steps, warmup)
+  flops = measure.lowered_flops(fn, variables, *inputs)
   out = {"batch": per_dev * run.n_dev, "compile_s": compile_s, "seconds": seconds,
          "images_per_s": per_dev * run.n_dev / seconds["median"],
          "flops": flops * run.n_dev if flops else None}
