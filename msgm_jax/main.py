@@ -115,6 +115,10 @@ def main(argv):
   options = modes.Options(allow_config_change=FLAGS.allow_config_change,
                           overwrite=FLAGS.overwrite)
   signal.signal(signal.SIGTERM, _terminated)  # as Ctrl-C: `finally` blocks run, locks go
+  one_run = not {"experiment", "classifier"} & set(FLAGS.config.keys())
+  # Another process's Ctrl-C: this one's own command goes on (its --process_id).
+  distributed.after_peer_stop(lambda code: cli.resume_lines(code, FLAGS.mode, FLAGS.workdir,
+                                                            command(), one_run))
   try:
     distributed.initialize(_distributed_settings())
     validate.startup(FLAGS.config, FLAGS.workdir, FLAGS.mode)
@@ -123,13 +127,10 @@ def main(argv):
   except KeyboardInterrupt as e:
     if FLAGS.traceback:
       traceback.print_exc()
-    one_run = not {"experiment", "classifier"} & set(FLAGS.config.keys())
     lines = cli.interrupted_lines(e, FLAGS.mode, FLAGS.workdir, command(), one_run)
     code = cli.interrupted_status(e)
-    if distributed.connected():
-      for line in lines[:-1]:
-        print(line, file=sys.stderr)
-      distributed.stop_all(lines[-1].split(" ", 1)[1], code, prefix="msgm_jax:")
+    if distributed.connected():  # the others print the first line and their own second
+      distributed.stop_all(lines[0].split(" ", 1)[1], code, prefix="msgm_jax:", then=lines[1:])
     print("\n".join(lines), file=sys.stderr, flush=True)
     sys.exit(code)
   except modes.USER_ERRORS as e:

@@ -93,6 +93,16 @@ def interrupted_lines(error: KeyboardInterrupt, mode: str, workdir: Optional[str
           f"msgm_jax: to go on, rerun: {command}"]
 
 
+def resume_lines(code: int, mode: str, workdir: Optional[str], command: str,
+                 trains_one_run: bool = True) -> List[str]:
+  """After another process of the run stopped by a signal (its exit status `code`): this
+  process's line with its own command that goes on; [] after an error's status."""
+  names = {status: name for name, status in _STATUS.items()}
+  if code not in names:
+    return []
+  return interrupted_lines(Interrupted(names[code]), mode, workdir, command, trains_one_run)[1:]
+
+
 def _summary(doc: str) -> str:
   """A mode docstring's first clause (up to ' (', ';' or the sentence's end), one line."""
   text = " ".join((doc or "").split())

@@ -26,6 +26,7 @@ row (train, eval, zero_shot) add up over the invocations that did the work (timi
 
 import json
 import os
+import re
 import time
 from typing import Dict, List
 
@@ -367,26 +368,44 @@ def zero_shot_text(results: Dict[str, Dict], config) -> str:
           "<row>/inpaint/<tag>/{sfg,nsfg}_<step>.png, <row>/reconstruct/<tag>/.\n")
 
 
-def _figure(path: str, results: Dict[str, Dict], grids: Dict[str, np.ndarray]) -> None:
+def panel_title(name: str, rate=None, width: int = 24) -> str:
+  """A row's panel title: its name broken after '_' or before '@' into lines of at most
+  `width` characters (a longer piece stays whole), then its NSFG rate."""
+  lines = [""]
+  for piece in re.split(r"(?<=_)|(?=@)", name):
+    if lines[-1] and len(lines[-1]) + len(piece) > width:
+      lines.append("")
+    lines[-1] += piece
+  return "\n".join(lines + ([] if rate is None else [f"NSFG {rate:.3f}"]))
+
+
+def figure(results: Dict[str, Dict], grids: Dict[str, np.ndarray]):
+  """One panel per row (grids: row -> [N, H, W, C] images in [0, 1]) titled by panel_title,
+  laid out so that no title runs into another or into the images -> a matplotlib figure."""
   import matplotlib  # pylint: disable=import-outside-toplevel
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
   names = list(grids)
   ncol = min(5, len(names))
   nrow = -(-len(names) // ncol)
-  fig, axes = plt.subplots(nrow, ncol, figsize=(2.4 * ncol, 2.7 * nrow), squeeze=False)
+  fig, axes = plt.subplots(nrow, ncol, figsize=(2.4 * ncol, 2.9 * nrow), squeeze=False,
+                           layout="constrained")
   for ax, name in zip(axes.flat, names):
     grid = writer_lib.image_grid(grids[name], ncol=GRID_COLUMNS, min_size=8)
     if grid.shape[-1] == 1:
       ax.imshow(grid[..., 0], cmap="gray", interpolation="nearest")
     else:
       ax.imshow(grid, interpolation="nearest")
-    rate = results[name].get("nsfg_rate")
-    ax.set_title(name if rate is None else f"{name}\nNSFG {rate:.3f}", fontsize=8)
+    ax.set_title(panel_title(name, results[name].get("nsfg_rate")), fontsize=8)
     ax.axis("off")
   for ax in list(axes.flat)[len(names):]:
     ax.axis("off")
-  fig.tight_layout()
+  return fig
+
+
+def _figure(path: str, results: Dict[str, Dict], grids: Dict[str, np.ndarray]) -> None:
+  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+  fig = figure(results, grids)
   fig.savefig(path, dpi=80)
   plt.close(fig)
 

@@ -87,10 +87,15 @@ experiment.EXPERIMENTS.add("toy2d", run_experiment)
 
 COLUMNS = (("nsfg_rate", "NSFG rate", "{:.4f}"), ("disc_ratio", "disc / SFG tails", "{:.2f}"),
            ("offmanifold", "off-manifold", "{:.4f}"), ("sliced_w1", "SW1 to SFG", "{:.3f}"))
+LEGEND = ("NSFG rate: share of samples nearest an NSFG component; disc / SFG tails: samples in "
+          "the disc around the NSFG centre over the SFG-only mixture's mass there (1: its "
+          "tails); off-manifold: share > 4 stds from every component or non-finite; SW1 to SFG: "
+          "sliced Wasserstein-1 of the SFG samples to the SFG-only mixture (n/a: < 2 of them); "
+          "SFG mode shares: the SFG samples' split over the SFG modes")
 
 
 def table(results: Dict[str, Dict]) -> str:
-  """The markdown table of the report."""
+  """The markdown table of the report (its columns: LEGEND)."""
   head = "| row | " + " | ".join(c[1] for c in COLUMNS) + " | SFG mode shares |"
   lines = [head, "|" + "---|" * (len(COLUMNS) + 2)]
   for name, m in results.items():
@@ -100,7 +105,17 @@ def table(results: Dict[str, Dict]) -> str:
   return "\n".join(lines)
 
 
-def _panels(path: str, results, samples, mix, nsfg, radius: float) -> None:
+def panel_note(x: np.ndarray) -> str:
+  """What a row's panel says about samples x [N, 2] it cannot draw ('': all are finite)."""
+  bad = int(np.sum(~np.all(np.isfinite(x), axis=1)))
+  if bad == len(x):
+    return f"no samples: all {bad} non-finite\n(the sampler diverged)"
+  return f"{bad} of {len(x)} samples non-finite" if bad else ""
+
+
+def figure(results, samples, mix, nsfg, radius: float):
+  """One scatter panel per row (the disc around the NSFG centre in red) -> a matplotlib
+  figure; a panel with non-finite samples says how many."""
   import matplotlib  # pylint: disable=import-outside-toplevel
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
@@ -110,14 +125,25 @@ def _panels(path: str, results, samples, mix, nsfg, radius: float) -> None:
   fig, axes = plt.subplots(nrow, ncol, figsize=(3.2 * ncol, 3.2 * nrow), squeeze=False)
   center = mix.means[list(nsfg)].mean(0)
   for ax, name in zip(axes.flat, names):
-    x = samples[name]
+    x = np.asarray(samples[name])
     ax.scatter(x[:, 0], x[:, 1], s=1, alpha=0.3)
     ax.add_patch(plt.Circle(center, radius, fill=False, color="red", lw=1))
     ax.set(xlim=(-4.5, 4.5), ylim=(-4.5, 4.5), aspect="equal", xticks=[], yticks=[])
     ax.set_title(f"{name}\nNSFG rate {results[name]['nsfg_rate']:.3f}", fontsize=9)
+    note = panel_note(x)
+    if note:
+      ax.text(0.5, 0.5 if "no samples" in note else 0.05, note, transform=ax.transAxes,
+              ha="center", va="center" if "no samples" in note else "bottom", fontsize=8,
+              color="darkred", bbox={"facecolor": "white", "edgecolor": "none"})
   for ax in list(axes.flat)[len(names):]:
     ax.axis("off")
   fig.tight_layout()
+  return fig
+
+
+def _panels(path: str, results, samples, mix, nsfg, radius: float) -> None:
+  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+  fig = figure(results, samples, mix, nsfg, radius)
   fig.savefig(path, dpi=100)
   plt.close(fig)
 
@@ -128,10 +154,11 @@ def write_report(workdir: str, results, samples, mix, nsfg, radius: float, confi
   exp = config.experiment
   where = experiment.write_report(
       workdir, results,
-      f"# 2-D toy: NSFG generation by regime\n\n{text}\n\n"
+      f"# 2-D toy: NSFG generation by regime\n\n{text}\n\n{LEGEND}.\n\n"
       f"{exp.num_samples} samples per row; disc radius {radius} around the NSFG centre; "
       f"off-manifold: > 4 component stds from every component. "
       f"{config.training.n_iters} training steps per trained row, seed {config.seed}.\n",
       lambda path: _panels(path, results, samples, mix, nsfg, radius), exp.report)
   print(text)
+  print(LEGEND)
   print(where)

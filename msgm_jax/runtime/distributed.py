@@ -36,7 +36,7 @@ import os
 import sys
 import threading
 import time
-from typing import Callable, Mapping, Optional, Sequence
+from typing import Callable, List, Mapping, Optional, Sequence
 
 import jax
 import numpy as np
@@ -305,8 +305,8 @@ def _exit_now(code: int) -> None:
 
 
 def _parse(value: str):
-  pid, code, message = value.split("\t", 2)
-  return int(pid), int(code), message
+  pid, code, prefix, message = value.split("\t", 3)
+  return int(pid), int(code), prefix, message
 
 
 def _wait_for_keys(client, prefix: str, me: int, n: int) -> None:
@@ -341,21 +341,42 @@ def _leave(client, me: int, n: int, code: int) -> None:
   _exit_now(code)
 
 
-def stop_all(message: str, code: int, prefix: str = PREFIX) -> None:
-  """Prints `<prefix> <message>` (default `msgm_jax: error:`) and ends this process with
-  `code`; with several processes, first tells the others (their watchers stop them with the
-  message). Never returns."""
+_AFTER_PEER_STOP = []
+
+
+def after_peer_stop(fn: Callable[[int], List[str]]) -> Callable[[], None]:
+  """fn(code) -> the lines this process prints after another process's stop message (its
+  exit status `code`), e.g. its own command that resumes after a Ctrl-C; returns the undo."""
+  _AFTER_PEER_STOP.append(fn)
+  return lambda: _AFTER_PEER_STOP.remove(fn) if fn in _AFTER_PEER_STOP else None
+
+
+def _peer_lines(code: int) -> List[str]:
+  lines = []
+  for fn in list(_AFTER_PEER_STOP):
+    try:
+      lines += fn(code)
+    except Exception:  # pylint: disable=broad-except  # exiting anyway
+      pass
+  return lines
+
+
+def stop_all(message: str, code: int, prefix: str = PREFIX, then: Sequence[str] = ()) -> None:
+  """Prints `<prefix> <message>` (default `msgm_jax: error:`) and the lines `then` (this
+  process's alone), and ends this process with `code`; with several processes, first tells
+  the others (their watchers print `<prefix> process i of n stopped: <message>` and their
+  after_peer_stop lines, and stop). Never returns."""
   client = _STATE["client"]
   if not _EXITING.acquire(blocking=False):  # the watcher is already ending this process
     while True:
       time.sleep(60)
-  print(f"{prefix} {message}", file=sys.stderr)
+  print("\n".join([f"{prefix} {message}", *then]), file=sys.stderr)
   if client is None or not is_multiprocess():
     _flush()
     sys.exit(code)
   me, n = jax.process_index(), jax.process_count()
   try:
-    client.key_value_set(_ERROR_KEY, f"{me}\t{code}\t{message}")
+    client.key_value_set(_ERROR_KEY, f"{me}\t{code}\t{prefix}\t{message}")
   except Exception:  # pylint: disable=broad-except  # another process failed first
     pass
   # Gives live watchers time to read the message before this process goes.
@@ -380,7 +401,7 @@ class _Watcher(threading.Thread):
         if "DEADLINE_EXCEEDED" in str(e) or "Deadline" in str(e):
           continue
         return  # the service is gone (normal shutdown, or JAX is stopping this process)
-      pid, code, message = _parse(value)
+      pid, code, prefix, message = _parse(value)
       if pid == self.me:
         return  # this process's own stop_all is exiting
       try:
@@ -389,7 +410,8 @@ class _Watcher(threading.Thread):
         pass
       if not _EXITING.acquire(blocking=False):
         return  # this process is already stopping with its own message
-      print(f"{PREFIX} process {pid} of {self.n} stopped: {message}", file=sys.stderr)
+      print("\n".join([f"{prefix} process {pid} of {self.n} stopped: {message}",
+                       *_peer_lines(code)]), file=sys.stderr)
       _leave(self.client, self.me, self.n, code)
 
   def stop(self) -> None:

@@ -6,7 +6,7 @@ import math
 import os
 import time
 import uuid
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 from tensorboardX import summary as tb_summary
@@ -35,6 +35,35 @@ def image_grid(images: np.ndarray, ncol: Optional[int] = None, pad: int = 2,
     grid[pad + r * (h + pad):pad + r * (h + pad) + h, pad + q * (w + pad):
          pad + q * (w + pad) + w] = images[i]
   return (grid * 255).round().astype(np.uint8)
+
+
+def labelled_grid(rows: Sequence[Tuple[str, np.ndarray]], title: str, min_size: int = 48,
+                  pad: int = 2, font_size: int = 14) -> np.ndarray:
+  """A grid with one row per (label, [K, H, W, C] floats in [0, 1]) pair, the label to the
+  left of its row and `title` above -> uint8 [H', W', C] (black text on white).
+
+  Images smaller than min_size pixels are enlarged by an integer factor (nearest neighbour),
+  so a 16x16 digit is a 48x48 tile."""
+  from PIL import Image, ImageDraw, ImageFont  # pylint: disable=import-outside-toplevel
+  images = np.concatenate([np.asarray(r, np.float32) for _, r in rows])
+  factor = max(1, -(-min_size // images.shape[1]))
+  tile = images.shape[1] * factor
+  grid = image_grid(images.repeat(factor, axis=1).repeat(factor, axis=2),
+                    ncol=len(rows[0][1]), pad=pad, min_size=0)
+  font = ImageFont.load_default(size=font_size)
+  measure = ImageDraw.Draw(Image.new("L", (1, 1)))
+  left = int(max(measure.textlength(label, font=font) for label, _ in rows)) + 3 * pad
+  top = font_size + 4 * pad
+  width = max(left + grid.shape[1], int(measure.textlength(title, font=font)) + 4 * pad)
+  canvas = Image.new("L" if grid.shape[-1] == 1 else "RGB", (width, top + grid.shape[0]), 255)
+  canvas.paste(Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid), (left, top))
+  draw = ImageDraw.Draw(canvas)
+  draw.text((2 * pad, pad), title, fill=0, font=font)
+  for r, (label, _) in enumerate(rows):
+    middle = top + pad + r * (tile + pad) + tile // 2
+    draw.text((pad, middle), label, fill=0, font=font, anchor="lm")
+  out = np.asarray(canvas, np.uint8)
+  return out[..., None] if out.ndim == 2 else out
 
 
 def save_png(path: str, array: np.ndarray) -> None:

@@ -19,7 +19,7 @@ import contextlib
 import dataclasses
 import json
 import os
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import jax
 import numpy as np
@@ -115,12 +115,16 @@ def subset_metrics(inputs: Inputs, outputs: np.ndarray, judge: Optional[Judge],
   return {**out, "per_image": per_image}
 
 
-def picture(rows: Sequence[np.ndarray]) -> np.ndarray:
-  """A grid whose rows are the first GRID_COLUMNS images of each of `rows` (uint8 [N, H, W, C]
-  each, e.g. inputs, masked inputs, results) -> uint8 [H', W', C]."""
-  k = min(GRID_COLUMNS, len(rows[0]))
-  images = np.concatenate([np.asarray(r[:k], np.float32) / 255.0 for r in rows])
-  return writer_lib.image_grid(images, ncol=k, min_size=16)
+def picture(rows: Sequence[Tuple[str, np.ndarray]], title: str) -> np.ndarray:
+  """A labelled grid of the first GRID_COLUMNS images of each of `rows` ((label, uint8
+  [N, H, W, C]) pairs, e.g. inputs, masked inputs, results), titled `title` and the count
+  shown ("first 16 of 64 images") -> uint8 [H', W', C]."""
+  n = len(rows[0][1])
+  k = min(GRID_COLUMNS, n)
+  shown = f"first {k} of {n} images" if k < n else f"all {n} images"
+  return writer_lib.labelled_grid(
+      [(label, np.asarray(r[:k], np.float32) / 255.0) for label, r in rows],
+      f"{title}: {shown}")
 
 
 def settings_tag(config, section: str) -> str:
@@ -154,14 +158,14 @@ class Mode:
   section, and how to build its per-device function and read its results.
 
   make_fn(restored, config) -> fn(variables, batch, key) -> {'x': outputs, ...};
-  grid_rows(inputs uint8, outputs uint8) -> the rows of its picture;
+  grid_rows(inputs uint8, outputs uint8) -> the (label, images) rows of its picture;
   weights(config, shape): the pixel weights of its error (None: every pixel);
   describe(config) -> extra record fields (e.g. the mask).
   """
 
   name: str
   make_fn: Callable
-  grid_rows: Callable[[np.ndarray, np.ndarray], Sequence[np.ndarray]]
+  grid_rows: Callable[[np.ndarray, np.ndarray], Sequence[Tuple[str, np.ndarray]]]
   weights: Callable[[Any, tuple], Optional[np.ndarray]] = lambda config, shape: None
   describe: Callable[[Any], Dict[str, Any]] = lambda config: {}
 
@@ -224,7 +228,8 @@ def run(mode: Mode, config, workdir: str, *, allow_config_change: bool = False,
       record[subset]["nfe"] = float(np.mean(out["nfe"]))
     arrays.update({f"{subset}_inputs": inputs.images, f"{subset}_outputs": images,
                    f"{subset}_labels": inputs.labels})
-    pictures[subset] = picture(mode.grid_rows(inputs.images, images))
+    pictures[subset] = picture(mode.grid_rows(inputs.images, images),
+                               f"{mode.name} {subset.upper()} test images, step {restored.step}")
   if is_main:
     _write(outdir, path, record, arrays, pictures, mode.name)
     print(summary_line(mode.name, record, path), flush=True)

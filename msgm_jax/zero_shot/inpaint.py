@@ -55,7 +55,8 @@ def mode(config) -> zero_shot.Mode:
   known = mask.astype(bool)
 
   def grid_rows(inputs, outputs):
-    return inputs, np.where(known, inputs, np.uint8(GREY)), outputs
+    return (("input", inputs), ("masked", np.where(known, inputs, np.uint8(GREY))),
+            ("completion", outputs))
 
   return zero_shot.Mode("inpaint", _make_fn(mask), grid_rows,
                         weights=lambda config, shape: 1.0 - mask,

@@ -39,7 +39,8 @@ def _make_fn(restored, config):
   return fn
 
 
-MODE = zero_shot.Mode("reconstruct", _make_fn, lambda inputs, outputs: (inputs, outputs),
+MODE = zero_shot.Mode("reconstruct", _make_fn,
+                      lambda inputs, outputs: (("input", inputs), ("reconstruction", outputs)),
                       describe=lambda config: {"perturb_t": config.reconstruct.perturb_t})
 
 

@@ -1,5 +1,6 @@
 """The digits reproduction: a shortened pipeline check in CI, the full one marked slow."""
 
+import json
 import os
 
 import numpy as np
@@ -7,7 +8,7 @@ import pytest
 
 from msgm_jax.experiments import digits as digits_report
 from msgm_jax.experiments import regimes as experiment
-from tests.helpers import check_report_rows, load_config
+from tests.helpers import ROOT, check_report_rows, load_config
 
 SHORT_ROWS = "standard,finetuned_obtuse_repel_hinge,standard+free_obtuse"
 
@@ -112,3 +113,25 @@ def test_full_digits_report(tmp_path):
     assert r["bpd_nsfg"] - unseen["bpd_nsfg"] > 3.0, base
     assert r["bpd_sfg"] - unseen["bpd_sfg"] < 1.0, base
     assert r["fd_classifier"] < 2 * unseen["fd_classifier"], base
+
+
+def test_report_figure_titles_overlap_nothing():
+  """The phase-3 report's rows (docs/compositional_phase3.json's names, fake images): every
+  title fits its panel's width and overlaps no other title and no panel's images."""
+  with open(os.path.join(ROOT, "docs", "compositional_phase3.json"), encoding="utf-8") as f:
+    names = list(json.load(f))
+  assert len(names) > 10 and max(map(len, names)) > 40  # the long fine-tuned rows
+  grids = {n: np.full((64, 8, 8, 3), 0.5) for n in names}
+  fig = digits_report.figure({n: {"nsfg_rate": 0.05} for n in names}, grids)
+  fig.canvas.draw()
+  renderer = fig.canvas.get_renderer()
+  axes = [ax for ax in fig.axes if ax.get_title()]
+  titles = [ax.title.get_window_extent(renderer) for ax in axes]
+  images = [ax.get_window_extent(renderer) for ax in axes]
+  for i, t in enumerate(titles):
+    assert t.width <= images[i].width * 1.05, axes[i].get_title()
+    others = titles[:i] + titles[i + 1:] + images
+    assert not [o for o in others if t.overlaps(o)], axes[i].get_title()
+  assert digits_report.panel_title("unseen_finetuned_redirect@a0.2p1w0.3r9000", 0.025) == \
+      "unseen_finetuned_\nredirect@a0.2p1w0.3r9000\nNSFG 0.025"
+  assert digits_report.panel_title("data") == "data"

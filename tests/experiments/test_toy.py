@@ -3,10 +3,13 @@
 import json
 import os
 
+import numpy as np
 import pytest
 
 from msgm_jax.experiments import regimes as experiment
 from msgm_jax.experiments import toy as toy2d
+from msgm_jax.data import DataSpec
+from msgm_jax.experiments.toy_metrics import toy_metrics
 from tests.helpers import load_config
 
 
@@ -81,3 +84,27 @@ def test_full_toy_experiment(tmp_path):
   # The issue's claim: one MSGM variant cuts the NSFG rate 10x versus Unseen, SFG quality kept.
   assert rate["obtuse_repel_hinge"] < rate["unseen"] / 10
   assert results["obtuse_repel_hinge"]["sliced_w1"] < 2 * results["unseen"]["sliced_w1"]
+
+
+def test_report_panels_say_why_they_are_empty_and_the_table_has_a_legend(tmp_path, capsys):
+  """Fake samples: a row whose sampler diverged (all NaN), one partly and one fine."""
+  config = load_config("configs/toy2d.py")
+  spec = DataSpec.from_config(config.data)
+  mix, nsfg = spec.toy_mixture(), spec.nsfg_criterion()[0]
+  good = mix.sample(np.random.default_rng(0), 200)[0]
+  partly = good.copy()
+  partly[:5] = np.inf
+  samples = {"standard": good, "unseen": np.full((200, 2), np.nan), "msgm": partly}
+  results = {k: toy_metrics(x, mix, nsfg) for k, x in samples.items()}
+  assert results["unseen"]["offmanifold"] == 1.0 and results["unseen"]["sliced_w1"] is None
+  fig = toy2d.figure(results, samples, mix, nsfg, 1.0)
+  notes = [[t.get_text() for t in ax.texts] for ax in fig.axes[:3]]
+  assert notes == [[], ["no samples: all 200 non-finite\n(the sampler diverged)"],
+                   ["5 of 200 samples non-finite"]]
+  config.training.n_iters = 7
+  toy2d.write_report(str(tmp_path), results, samples, mix, nsfg, 1.0, config)
+  out = capsys.readouterr().out.strip().splitlines()
+  assert out[-2] == toy2d.LEGEND and out[-3].startswith("| msgm |")
+  assert all(c[1] in toy2d.LEGEND for c in toy2d.COLUMNS) and "SFG mode shares" in toy2d.LEGEND
+  assert toy2d.LEGEND in (tmp_path / "report.md").read_text()
+  assert "| unseen | 0.0000 | 0.00 | 1.0000 | n/a |" in (tmp_path / "report.md").read_text()

@@ -9,11 +9,14 @@ import os
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from msgm_jax.training import checkpoint
 from msgm_jax.zero_shot import inpaint
 from msgm_jax.data import masks
+from msgm_jax.zero_shot import reconstruct
 from msgm_jax.training import loop as train
+from msgm_jax.training import writer
 from msgm_jax.zero_shot import common as zero_shot
 from tests.helpers import load_config, run_cli
 
@@ -64,7 +67,9 @@ def test_inpaint_cli_writes_rates_pictures_and_keeps_the_known_pixels(workdir, t
     assert r["num_images"] == r["nsfg_rate_n"] == 12 and r["nonfinite_rate"] == 0.0
     assert 0 <= r["nsfg_rate_ci"][0] <= r["nsfg_rate"] <= r["nsfg_rate_ci"][1] <= 1
     assert len(r["per_image"]["predicted"]) == 12
-    assert os.path.getsize(os.path.join(outdir, f"{subset}_5.png")) > 0
+    with Image.open(os.path.join(outdir, f"{subset}_5.png")) as picture:
+      width, height = picture.size  # 12 tiles of 8 px enlarged to 48, 3 rows, labels, title
+    assert width >= 12 * 48 + 60 and height >= 3 * 48 + 14, (width, height)
   assert set(record["nsfg"]["per_image"]["label"]) == {3}
   assert 3 not in record["sfg"]["per_image"]["label"]
   out = np.load(os.path.join(outdir, "outputs_5.npz"))
@@ -126,3 +131,27 @@ def test_subset_metrics_by_hand():
 def test_inpaint_refuses_points():
   with pytest.raises(ValueError, match="--mode=inpaint is for image data, not toy2d points"):
     inpaint.mode(load_config("configs/toy2d_single.py"))
+
+
+def test_pictures_name_their_rows_and_count_the_images_shown(monkeypatch):
+  drawn = []
+  monkeypatch.setattr(zero_shot.writer_lib, "labelled_grid",
+                      lambda rows, title: drawn.append(([label for label, _ in rows], title)))
+  images = np.zeros((64, 8, 8, 1), np.uint8)
+  zero_shot.picture(inpaint.mode(load_config("configs/digits_ddpm.py")).grid_rows(images, images),
+                    "inpaint SFG")
+  zero_shot.picture(reconstruct.MODE.grid_rows(images[:6], images[:6]), "reconstruct NSFG")
+  assert drawn == [(["input", "masked", "completion"], "inpaint SFG: first 16 of 64 images"),
+                   (["input", "reconstruction"], "reconstruct NSFG: all 6 images")]
+
+
+def test_labelled_grid_enlarges_small_images_and_writes_its_texts():
+  rows = [("input", np.ones((5, 16, 16, 1))), ("completion", np.ones((5, 16, 16, 1)))]
+  grid = writer.labelled_grid(rows, "a title")
+  blank = writer.labelled_grid([("", r) for _, r in rows], "")
+  assert grid.dtype == np.uint8 and grid.shape[-1] == 1
+  tiles = grid.shape[1] - (5 * 50 + 2)  # 48-px tiles with 2-px borders; the rest: labels
+  assert tiles > 40 and grid.shape[0] >= 2 * 50 + 2 + 14
+  assert (grid[:, :tiles] < 128).sum() > 50  # the labels are drawn (white images: no ink)
+  assert (grid[14:, :tiles] < 128).sum() > 50 and (grid[:14] < 128).sum() > 20  # and the title
+  assert (blank < 128).sum() == 0
