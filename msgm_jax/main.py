@@ -14,7 +14,9 @@ each printing the message.
 
 One run per workdir: every mode that writes into the run holds its lock (<workdir>/.lock,
 msgm_jax/workdir_lock.py) while it runs. Ctrl-C (SIGINT) and SIGTERM end the run with one or
-two lines (the last checkpoint and the command that resumes) and exit status 130 / 143.
+two lines (the last checkpoint and the command that resumes) and exit status 130 / 143;
+during training SIGTERM, SIGUSR1 and SIGUSR2 are a preemption notice instead: a checkpoint
+at the next step, one line, exit status 75 (msgm_jax/preemption.py, docs/preemption.md).
 `--help` / `-h` print the modes, a first command and these flags (cli.usage).
 """
 
@@ -27,7 +29,7 @@ import traceback
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from msgm_jax import cli, distributed, modes, validate, workdir_lock
+from msgm_jax import cli, distributed, modes, preemption, validate, workdir_lock
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Path to a config file (configs/*.py).",
@@ -102,6 +104,9 @@ def main(argv):
     validate.startup(FLAGS.config, FLAGS.workdir, FLAGS.mode)
     _run_mode(options)
     distributed.report_done()
+  except preemption.Preempted as e:
+    print(f"msgm_jax: {e}", file=sys.stderr, flush=True)
+    sys.exit(preemption.EXIT_STATUS)
   except KeyboardInterrupt as e:
     if FLAGS.traceback:
       traceback.print_exc()
