@@ -7,10 +7,14 @@ import signal
 import time
 
 import chex
+import jax
 
-from msgm_jax import preemption, workdir_lock
+from msgm_jax import checkpoint, preemption, train, workdir_lock
 from tests.helpers import TOY_CLI, run_cli
+from tests import test_multihost as multihost
+from tests.helpers import load_config
 from tests.test_faults import _state
+from tests.test_multihost import cache  # pylint: disable=unused-import  # a fixture
 
 N = 300
 RUN = [*TOY_CLI, "--config.training.log_freq=5", "--config.training.snapshot_freq=1000",
@@ -20,6 +24,18 @@ RUN = [*TOY_CLI, "--config.training.log_freq=5", "--config.training.snapshot_fre
 def _steps(workdir):
   ckpts = os.path.join(workdir, "checkpoints")
   return sorted(int(s) for s in os.listdir(ckpts) if s.isdigit()) if os.path.isdir(ckpts) else []
+
+
+def multihost_state(workdir, step):
+  config = load_config("configs/msgm/digits_ddpm.py")
+  for name, value in multihost.SMALL.items():
+    section, field = name.split(".")
+    config[section][field] = value
+  run = train.build_run(config, workdir)
+  ckpt, _ = checkpoint.Checkpointer.for_reading(workdir)
+  state, _ = ckpt.restore(step, jax.eval_shape(lambda: train.fresh_state(run)))
+  ckpt.close()
+  return state
 
 
 def test_sigterm_saves_the_next_step_and_the_rerun_is_bit_exact(tmp_path):
@@ -53,3 +69,35 @@ def test_sigterm_saves_the_next_step_and_the_rerun_is_bit_exact(tmp_path):
   out = run_cli(*RUN, f"--workdir={straight}")
   assert out.returncode == 0, out.stderr[-3000:]
   chex.assert_trees_all_equal(_state(workdir, N), _state(straight, N))
+
+
+def test_sigterm_to_one_of_two_processes_saves_the_same_step_on_both(tmp_path, cache):
+  """2 processes x 4 CPU devices: SIGTERM to process 1 only; both save step N and leave with
+  the line; the rerun to N + 4 equals an uninterrupted run to N + 4 bit for bit."""
+  procs = multihost.Processes(str(tmp_path))
+  workdir = str(tmp_path / "run")
+  args = [*multihost.RUN, "--config.training.snapshot_freq=1000",
+          "--config.training.snapshot_freq_for_preemption=1000", f"--workdir={workdir}"]
+  try:
+    p0, p1 = procs.start([*args, "--config.training.n_iters=100000"], cache)
+    metrics, deadline = os.path.join(workdir, "metrics.jsonl"), time.time() + 300
+    while not (os.path.exists(metrics) and os.path.getsize(metrics) > 0):
+      assert p0.poll() is None and time.time() < deadline, multihost.finish(p0)[2][-3000:]
+      time.sleep(0.1)
+    p1.send_signal(signal.SIGTERM)
+    results = [multihost.finish(p, timeout=120) for p in (p0, p1)]
+    (step,) = _steps(workdir)
+    line = (f"msgm_jax: preempted at step {step}: checkpoint saved at {workdir}/checkpoints/"
+            f"{step}; rerun the same command to resume")
+    for code, _, err in results:
+      assert code == preemption.EXIT_STATUS and line in err.splitlines(), err[-3000:]
+    final = [f"--config.training.n_iters={step + 4}"]
+    for code, _, err in procs.run([*args, *final], cache):
+      assert code == 0, err[-3000:]
+    straight = str(tmp_path / "straight")
+    for code, _, err in procs.run([*args, *final, f"--workdir={straight}"], cache):
+      assert code == 0, err[-3000:]
+  finally:
+    procs.kill_all()
+  a, b = (multihost_state(w, step + 4) for w in (workdir, straight))
+  chex.assert_trees_all_equal(a, b)
