@@ -7,12 +7,10 @@ import signal
 import time
 
 import chex
-import jax
 
-from msgm_jax import checkpoint, preemption, train, workdir_lock
+from msgm_jax import preemption, workdir_lock
 from tests.helpers import TOY_CLI, run_cli
 from tests import test_multihost as multihost
-from tests.helpers import load_config
 from tests.test_faults import _state
 from tests.test_multihost import cache  # pylint: disable=unused-import  # a fixture
 
@@ -24,18 +22,6 @@ RUN = [*TOY_CLI, "--config.training.log_freq=5", "--config.training.snapshot_fre
 def _steps(workdir):
   ckpts = os.path.join(workdir, "checkpoints")
   return sorted(int(s) for s in os.listdir(ckpts) if s.isdigit()) if os.path.isdir(ckpts) else []
-
-
-def multihost_state(workdir, step):
-  config = load_config("configs/msgm/digits_ddpm.py")
-  for name, value in multihost.SMALL.items():
-    section, field = name.split(".")
-    config[section][field] = value
-  run = train.build_run(config, workdir)
-  ckpt, _ = checkpoint.Checkpointer.for_reading(workdir)
-  state, _ = ckpt.restore(step, jax.eval_shape(lambda: train.fresh_state(run)))
-  ckpt.close()
-  return state
 
 
 def test_sigterm_saves_the_next_step_and_the_rerun_is_bit_exact(tmp_path):
@@ -99,5 +85,5 @@ def test_sigterm_to_one_of_two_processes_saves_the_same_step_on_both(tmp_path, c
       assert code == 0, err[-3000:]
   finally:
     procs.kill_all()
-  a, b = (multihost_state(w, step + 4) for w in (workdir, straight))
+  a, b = (multihost._state(w, step + 4) for w in (workdir, straight))
   chex.assert_trees_all_equal(a, b)
