@@ -14,7 +14,9 @@ each printing the message.
 
 One run per workdir: every mode that writes into the run holds its lock (<workdir>/.lock,
 msgm_jax/runtime/workdir_lock.py) while it runs. Ctrl-C (SIGINT) and SIGTERM end the run with one or
-two lines (the last checkpoint and the command that resumes) and exit status 130 / 143.
+two lines (the last checkpoint and the command that resumes) and exit status 130 / 143;
+during training SIGTERM, SIGUSR1 and SIGUSR2 are a preemption notice instead: a checkpoint
+at the next step, one line, exit status 75 (msgm_jax/runtime/preemption.py, docs/preemption.md).
 `--help` / `-h` print the modes, a first command and these flags (cli.usage).
 """
 
@@ -28,10 +30,12 @@ import traceback
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from msgm_jax.cli import modes
 from msgm_jax.cli import terminal as cli
+from msgm_jax.runtime import distributed
+from msgm_jax.cli import modes
+from msgm_jax.runtime import preemption
 from msgm_jax.config import validate
-from msgm_jax.runtime import distributed, workdir_lock
+from msgm_jax.runtime import workdir_lock
 
 FLAGS = flags.FLAGS
 CONSOLE_COMMAND = "msgm-jax"  # [project.scripts] in pyproject.toml
@@ -124,6 +128,9 @@ def main(argv):
     validate.startup(FLAGS.config, FLAGS.workdir, FLAGS.mode)
     _run_mode(options)
     distributed.report_done()
+  except preemption.Preempted as e:
+    print(f"msgm_jax: {e}", file=sys.stderr, flush=True)
+    sys.exit(preemption.EXIT_STATUS)
   except KeyboardInterrupt as e:
     if FLAGS.traceback:
       traceback.print_exc()

@@ -163,14 +163,14 @@ def one_on_two(tmp_path_factory, procs, cache, two):
   return workdir
 
 
-def _state(workdir):
+def _state(workdir, step=STEPS):
   config = load_config("configs/msgm/digits_ddpm.py")
   for name, value in SMALL.items():
     section, field = name.split(".")
     config[section][field] = value
   run = train.build_run(config, workdir)
   ckpt, _ = checkpoint.Checkpointer.for_reading(workdir)
-  state, _ = ckpt.restore(STEPS, jax.eval_shape(lambda: train.fresh_state(run)))
+  state, _ = ckpt.restore(step, jax.eval_shape(lambda: train.fresh_state(run)))
   ckpt.close()
   return state
 

@@ -26,6 +26,7 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+from orbax.checkpoint import checkpoint_managers as policies
 from absl import logging
 
 from msgm_jax.runtime import distributed
@@ -133,8 +134,13 @@ class Checkpointer:
           max_to_keep=None, keep_period=None, save_interval_steps=0, create=False,
           read_only=True, enable_async_checkpointing=True)
     else:
+      # Orbax 0.12 marks max_to_keep / keep_period deprecated; these are the policies it
+      # builds from them: the newest max_to_keep, and every keep_period-th step forever.
+      keep = [policies.LatestN(n=max_to_keep)]
+      if keep_period:
+        keep.insert(0, policies.EveryNSteps(keep_period))
       options = ocp.CheckpointManagerOptions(
-          max_to_keep=max_to_keep, keep_period=keep_period or None, create=True,
+          preservation_policy=policies.AnyPreservationPolicy(keep), create=True,
           enable_async_checkpointing=True)
     self._mngr = ocp.CheckpointManager(self.directory, item_names=("state", "meta"),
                                        options=options)

@@ -29,6 +29,7 @@ from msgm_jax.training import checkpoint
 from msgm_jax.training import heldout as eval_loss
 from msgm_jax.method import optim
 from msgm_jax.runtime import parallel
+from msgm_jax.runtime import preemption
 from msgm_jax.training import progress
 from msgm_jax.config import validate
 from msgm_jax.method import step as train_step_lib
@@ -318,30 +319,35 @@ def train_and_evaluate(config, workdir: str, *,
   bar = progress.Progress(cfg.n_iters, step, enabled=is_main)
   monitor = _Monitor(writer, bar, step, ckpt.latest_step(), ckpt.directory)
   try:
-    while step < cfg.n_iters:
-      k = min(cfg.steps_per_call, cfg.n_iters - step)
-      batch = parallel.put_sharded(batches.stacked(step, k, run.n_dev), run.devices)
-      p_state, metrics = p_step(p_state, batch, run.key, moderation_pattern(run, step, k))
-      monitor.add(step, metrics)
-      step += k
-      save = (step % cfg.snapshot_freq_for_preemption == 0 or step % cfg.snapshot_freq == 0
-              or step == cfg.n_iters)
-      if step % cfg.log_freq == 0 or save:
-        monitor.flush(step, metrics)
-      else:
-        bar.update(step)
-      last = step == cfg.n_iters  # a short run still ends with its eval loss and a picture
-      if evaluator is not None and (step % cfg.eval_freq == 0 or last):
-        writer.scalars(step, evaluator(p_state.ema_params))  # fetched before p_state is donated
-      if save:
-        state = parallel.unreplicate(p_state)
-        ckpt.save(step, state, _meta(run, state, step))
-        writer.flush()  # the logs up to this checkpoint survive a kill, as the parameters do
-        monitor.last_saved = step
-      if sample_fn is not None and (step % cfg.snapshot_freq == 0 or last):
-        _snapshot_samples(run, sample_fn, p_state.ema_params, step, writer,
-                          os.path.join(workdir, "samples"))
-        writer.flush()
+    with preemption.watching():
+      while step < cfg.n_iters:
+        k = min(cfg.steps_per_call, cfg.n_iters - step)
+        batch = parallel.put_sharded(batches.stacked(step, k, run.n_dev), run.devices)
+        p_state, metrics = p_step(p_state, batch, run.key, moderation_pattern(run, step, k))
+        monitor.add(step, metrics)
+        step += k
+        preempted = preemption.requested()
+        save = (step % cfg.snapshot_freq_for_preemption == 0 or step % cfg.snapshot_freq == 0
+                or step == cfg.n_iters or preempted)
+        if step % cfg.log_freq == 0 or save:
+          monitor.flush(step, metrics)
+        else:
+          bar.update(step)
+        last = step == cfg.n_iters  # a short run still ends with its eval loss and a picture
+        if evaluator is not None and (step % cfg.eval_freq == 0 or last):
+          writer.scalars(step, evaluator(p_state.ema_params))  # before p_state is donated
+        if save:
+          state = parallel.unreplicate(p_state)
+          ckpt.save(step, state, _meta(run, state, step))
+          writer.flush()  # the logs up to this checkpoint survive a kill, as the parameters do
+          monitor.last_saved = step
+        if preempted:
+          ckpt.wait()
+          raise preemption.Preempted(step, ckpt.path(step))
+        if sample_fn is not None and (step % cfg.snapshot_freq == 0 or last):
+          _snapshot_samples(run, sample_fn, p_state.ema_params, step, writer,
+                            os.path.join(workdir, "samples"))
+          writer.flush()
   finally:
     batches.close()
     bar.close()

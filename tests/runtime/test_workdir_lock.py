@@ -162,25 +162,3 @@ def test_concurrent_starts_then_ctrl_c_then_resume(tmp_path):
   resumed = run_cli(*args[:-2], f"--config.training.n_iters={last + 10}", f"--workdir={workdir}")
   assert resumed.returncode == 0, resumed.stderr[-3000:]
   assert f"resumed from step {last}" in resumed.stderr and "took the lock over" not in resumed.stderr
-
-
-def test_sigterm_stops_training_with_two_lines_and_status_143(tmp_path):
-  workdir = str(tmp_path / "run")
-  args = [*RUN, "--config.training.n_iters=100000", f"--workdir={workdir}"]
-  proc = run_cli(*args, wait=False, logs=str(tmp_path / "p"))
-  try:
-    deadline = time.time() + 300
-    while _last_step(workdir) is None:
-      assert proc.poll() is None and time.time() < deadline, "no checkpoint appeared"
-      time.sleep(0.2)
-    proc.send_signal(signal.SIGTERM)
-    code, _, err = _outputs(proc, str(tmp_path / "p"))
-  finally:
-    if proc.poll() is None:
-      os.killpg(proc.pid, signal.SIGKILL)
-  last = _last_step(workdir)
-  ours = [l for l in err.splitlines() if l.startswith("msgm_jax:")]
-  assert code == 143 and "Traceback" not in err, err[-3000:]
-  assert ours[0] == (f"msgm_jax: interrupted by SIGTERM; the last checkpoint is step {last}: "
-                     f"{workdir}/checkpoints/{last}") and len(ours) == 2, err[-3000:]
-  assert not os.path.exists(os.path.join(workdir, workdir_lock.LOCK_NAME))

@@ -27,8 +27,8 @@ def _state(step: int) -> TrainState:
                     ema_params=jax.tree.map(lambda x: x + 1, params), opt_state=())
 
 
-def _save(directory: str, steps) -> None:
-  ckpt = checkpoint.Checkpointer(directory, max_to_keep=5)
+def _save(directory: str, steps, **keep) -> None:
+  ckpt = checkpoint.Checkpointer(directory, **(keep or {"max_to_keep": 5}))
   for step in steps:
     state = _state(step)
     ckpt.save(step, state, {"param_shapes": checkpoint.param_shapes(state.params)})
@@ -154,3 +154,11 @@ def test_the_closed_event_loop_noise_of_failed_reads_is_dropped_and_nothing_else
   assert capsys.readouterr().err == ""
   sys.excepthook(RuntimeError, RuntimeError("something else"), None)
   assert "RuntimeError: something else" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("keep_period,kept", [(0, [9, 10]), (4, [4, 8, 9, 10])])
+def test_the_newest_max_to_keep_and_every_keep_period_th_step_are_kept(tmp_path, keep_period,
+                                                                        kept):
+  directory = str(tmp_path / "checkpoints")
+  _save(directory, range(1, 11), max_to_keep=2, keep_period=keep_period)
+  assert sorted(int(n) for n in os.listdir(directory) if n.isdigit()) == kept
