@@ -7,8 +7,8 @@ are not part of the config (Options). main.py has checked the config, the workdi
 
 import dataclasses
 
-from msgm_jax import (agreement, checkpoint, data, evaluate, experiment, inpaint, reconstruct,
-                      sample, train, validate)
+from msgm_jax import (agreement, checkpoint, data, evaluate, experiment, import_checkpoint,
+                      inpaint, reconstruct, sample, train, validate)
 from msgm_jax import digits_report, toy2d  # register their experiments
 from msgm_jax.classifier import evaluate as classifier_eval
 from msgm_jax.classifier import train as classifier_train
@@ -93,6 +93,16 @@ def reconstruct_mode(config, workdir, options: Options = Options()):
   reconstruct.reconstruct(config, _require_workdir(workdir),
                           allow_config_change=options.allow_config_change,
                           overwrite=options.overwrite)
+
+
+@MODES.register("import")
+def import_mode(config, workdir, options: Options = Options()):
+  """Converts the score_sde_pytorch .pth file config.import_from into a checkpoint of the run in
+  --workdir (the network the config describes; msgm_jax/import_checkpoint.py)."""
+  del options
+  _no_classifier(config, "import")
+  print(import_checkpoint.import_file(config, _require_workdir(workdir), config.import_from),
+        flush=True)
 
 
 @MODES.register("summary")
