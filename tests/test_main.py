@@ -87,7 +87,7 @@ def test_fast_samplers_in_sample_and_eval_mode(tmp_path, tiny_classifier):
   run = train.build_run(load_config("configs/digits_ddpm.py"), workdir)
   state = train.fresh_state(run)
   with contextlib.closing(checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"))) as c:
-    c.save(10, state, train._meta(run, state, 10))  # pylint: disable=protected-access
+    c.save(10, state, train.checkpoint_meta(run, state, 10))
   args = ["--config=configs/digits_ddpm.py", f"--workdir={workdir}",
           "--config.eval.num_samples=16", "--config.sampling.batch_size=16",
           "--config.sampling.num_steps=3"]

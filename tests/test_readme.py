@@ -74,7 +74,7 @@ def commands():
         if "-m" in words and words[words.index("-m") + 1].startswith(MODULE):
           i = words.index("-m")
           out.append((words[i + 1], words[i + 2:]))
-        elif words and (words[0].startswith("launch/") or "sbatch" in words[0]):
+        elif words and (words[0].startswith("launch/") or "sbatch" in words[0]) and "--" in words:
           out.append(("msgm_jax.main", words[words.index("--") + 1:]))
   return out
 

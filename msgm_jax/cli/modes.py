@@ -12,6 +12,7 @@ from msgm_jax.config import agreement
 from msgm_jax.training import checkpoint
 from msgm_jax.evaluation import eval_mode as evaluate
 from msgm_jax.experiments import regimes as experiment
+from msgm_jax.training import import_checkpoint
 from msgm_jax.zero_shot import inpaint
 from msgm_jax.zero_shot import reconstruct
 from msgm_jax.evaluation import sample_mode as sample
@@ -102,6 +103,16 @@ def reconstruct_mode(config, workdir, options: Options = Options()):
   reconstruct.reconstruct(config, _require_workdir(workdir),
                           allow_config_change=options.allow_config_change,
                           overwrite=options.overwrite)
+
+
+@MODES.register("import")
+def import_mode(config, workdir, options: Options = Options()):
+  """Converts the score_sde_pytorch .pth file config.import_from into a checkpoint of the run in
+  --workdir (the network the config describes; msgm_jax/training/import_checkpoint.py)."""
+  del options
+  _no_classifier(config, "import")
+  print(import_checkpoint.import_file(config, _require_workdir(workdir), config.import_from),
+        flush=True)
 
 
 @MODES.register("summary")

@@ -14,6 +14,8 @@ def base() -> ml_collections.ConfigDict:
   """Everything a run needs, with score_sde's CIFAR-10 defaults (docs/method.md section 5)."""
   config = ml_collections.ConfigDict()
   config.seed = 42
+  # --mode=import: a score_sde_pytorch .pth checkpoint to convert (docs/import.md)
+  config.import_from = ""
 
   config.training = training = ml_collections.ConfigDict()
   training.sde = "vesde"

@@ -145,7 +145,7 @@ SWITCHES = ("auto", "on", "off")
 SWITCH = one_of(SWITCHES)
 NSFG_DETECTORS = ("classifier", "factored")  # eval.nsfg_detector (msgm_jax/evaluation/sample_metrics.py)
 
-SECTIONS.add(ROOT, {"seed": integer(lo=0)})
+SECTIONS.add(ROOT, {"seed": integer(lo=0), "import_from": path_or_empty})
 SECTIONS.add("training", {
     "sde": one_of(sde_lib.SDES.names), "continuous": boolean, "reduce_mean": boolean,
     "likelihood_weighting": boolean, "batch_size": POSITIVE, "n_iters": POSITIVE,
@@ -339,7 +339,8 @@ def _sampler_sde(config) -> None:
 MODE_NEEDS: Dict[str, tuple] = {"train": ("create", ("train", "train_eval")),
                                 "eval": ("existing", ("eval",)), "sample": ("existing", ()),
                                 "inpaint": ("existing", ("eval",)),
-                                "reconstruct": ("existing", ("eval",)), "summary": (None, ())}
+                                "reconstruct": ("existing", ("eval",)), "summary": (None, ()),
+                                "import": ("create", ())}
 
 
 def unwritable_reason(path: str) -> Optional[str]:

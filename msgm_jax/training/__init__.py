@@ -7,4 +7,6 @@
   writer.py         TensorBoard events, metrics.jsonl, sample pictures
   logfiles.py       repairing logs so they match the checkpoints after a resume
   progress.py       the progress bar of process 0
+  import_checkpoint.py  import mode: a score_sde_pytorch checkpoint -> an ordinary run (docs/import.md)
+  torch_pickle.py   a torch.save reader that runs no code from the file (.pth checkpoints, weights)
 """

@@ -85,7 +85,7 @@ def fresh_state(run: Run) -> train_step_lib.TrainState:
   return train_step_lib.create_train_state(variables, run.tx)
 
 
-def _meta(run: Run, state, step: int) -> Dict[str, Any]:
+def checkpoint_meta(run: Run, state, step: int) -> Dict[str, Any]:
   cfg_json = checkpoint.dumps_config(run.config)
   return {"step": int(step), "data_position": int(step),
           "config_digest": checkpoint.config_digest(cfg_json), "config": cfg_json,
@@ -277,7 +277,7 @@ def moderation_pattern(run: Run, step: int, k: int) -> Optional[Tuple[bool, ...]
   return tuple((step + j) % run.step_cfg.msgm.period == 0 for j in range(k))
 
 
-def _write_config(config, workdir: str) -> None:
+def write_config(config, workdir: str) -> None:
   """<workdir>/config.json: the config of the latest start (checkpoints keep their own)."""
   with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as f:
     f.write(json.dumps(json.loads(checkpoint.dumps_config(config)), indent=2, sort_keys=True))
@@ -307,7 +307,7 @@ def train_and_evaluate(config, workdir: str, *,
   state = _initial_state(run, ckpt)
   step = int(state.step)
   if is_main:
-    _write_config(config, workdir)
+    write_config(config, workdir)
   # Records after the resumed step were logged by a run that was killed before its next
   # checkpoint: this run logs those steps again.
   writer = writer_lib.MetricWriter(workdir, enabled=is_main, keep=lambda s: s <= step)
@@ -338,7 +338,7 @@ def train_and_evaluate(config, workdir: str, *,
           writer.scalars(step, evaluator(p_state.ema_params))  # before p_state is donated
         if save:
           state = parallel.unreplicate(p_state)
-          ckpt.save(step, state, _meta(run, state, step))
+          ckpt.save(step, state, checkpoint_meta(run, state, step))
           writer.flush()  # the logs up to this checkpoint survive a kill, as the parameters do
           monitor.last_saved = step
         if preempted:

@@ -46,8 +46,8 @@ def test_help_and_h_exit_0_and_start_with_the_modes_and_a_first_command():
     lines = out.stdout.splitlines()
     assert lines[0].startswith("usage: python -m msgm_jax.main --config=configs/<file>.py")
     assert lines[2] == "modes (--mode=):" and lines[3].split()[0] == "train"
-    assert [l.split()[0] for l in lines[3:9]] == ["train", "eval", "inpaint", "reconstruct",
-                                                 "sample", "summary"]
+    assert [l.split()[0] for l in lines[3:10]] == ["train", "eval", "import", "inpaint",
+                                                  "reconstruct", "sample", "summary"]
     assert "  python -m msgm_jax.main --config=configs/toy2d.py --workdir=runs/toy2d" in lines
     assert "--workdir: Run directory" in out.stdout  # then the flags
   assert run_cli("--helpfull").returncode == 0

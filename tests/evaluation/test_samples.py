@@ -42,7 +42,7 @@ def run_dirs(tmp_path_factory, tiny_classifier):
   run = train.build_run(config, workdir)
   state = train.fresh_state(run)
   with contextlib.closing(checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"))) as c:
-    c.save(10, state, train._meta(run, state, 10))  # pylint: disable=protected-access
+    c.save(10, state, train.checkpoint_meta(run, state, 10))
   return config, workdir
 
 

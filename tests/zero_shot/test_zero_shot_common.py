@@ -44,7 +44,7 @@ def workdir(tmp_path_factory):
   run = train.build_run(config, path)
   state = train.fresh_state(run)
   with contextlib.closing(checkpoint.Checkpointer(os.path.join(path, "checkpoints"))) as c:
-    c.save(5, state, train._meta(run, state, 5))  # pylint: disable=protected-access
+    c.save(5, state, train.checkpoint_meta(run, state, 5))
   return path
 
 

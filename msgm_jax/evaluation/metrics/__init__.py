@@ -3,7 +3,6 @@
   frechet.py        the Frechet distance (with and without the mean term), float64
   moments.py        streaming mean / covariance of features, float64
   inception.py      the FID Inception-v3 (pytorch-fid's graph) in Flax
-  torch_pickle.py   a torch.save reader that runs no code from the file
   weights.py        pytorch-fid's weights file (.pth or .npz) -> the Flax variables
   extractors.py     the feature-extractor registry and a data-parallel runner
   classifier_features.py  a dataset classifier as extractors ("classifier", the NSFG decision)

@@ -17,7 +17,8 @@ import jax
 import numpy as np
 from absl import logging
 
-from msgm_jax.evaluation.metrics import inception, torch_pickle
+from msgm_jax.evaluation.metrics import inception
+from msgm_jax.training import torch_pickle
 
 FID_WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"
 FID_WEIGHTS_URL = ("https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"

@@ -7,6 +7,10 @@ storage classes such as torch.FloatStorage) to local stand-ins that build numpy 
 other global makes it raise `UnsafePickle` before anything is called. Storages are only
 accepted as pickle persistent ids, and every tensor view is bounds-checked against its storage.
 
+Whole training checkpoints read too (score_sde_pytorch's {'optimizer', 'model', 'ema', 'step'}):
+their nested dicts, lists, tuples, ints, floats, strings, bools and None are pickle primitives
+that name no global (tests/training/test_import_checkpoint.py reads one that torch saved).
+
 Both of torch's formats are read: the zip archive (torch >= 1.6: `<name>/data.pkl` plus one
 record `<name>/data/<key>` per storage) and the legacy stream (magic number, protocol version,
 system info, the object pickle, the list of storage keys, then each storage as an int64 element

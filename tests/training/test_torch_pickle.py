@@ -8,7 +8,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from msgm_jax.evaluation.metrics import torch_pickle
+from msgm_jax.training import torch_pickle
 from tests import inception_recipe
 from tests.helpers import ROOT
 
