@@ -33,14 +33,16 @@ reference computes in float32 with exactly those values. Inputs are fed as score
 Outputs (tests/fixtures/score_sde_torch/):
   <arch>.npz          codes of the model and EMA state dicts (in state-dict order), the config
                       the reference was built with, inputs, labels and both outputs;
-  tiny_ddpmpp.pth     torch.save of {'optimizer', 'model' ('module.' prefix), 'ema', 'step'} as
-                      score_sde's run_lib saves it, for a DDPM++ on 8x8x1 digits (Adam moments
-                      from three real optimiser steps), plus tiny_ddpmpp_io.npz with its
-                      inputs and outputs;
+  tiny_<arch>.pth     torch.save of {'optimizer', 'model' ('module.' prefix), 'ema', 'step'} as
+                      score_sde's run_lib saves it, on 8x8x1 digits (Adam moments from three
+                      real optimiser steps), for a DDPM++ (VP), a DDPM (VP) and an NCSN++ (VE,
+                      as the CIFAR-10 config); each with tiny_<arch>_io.npz, its inputs and
+                      outputs (tiny_<arch>_config.py, the msgm_jax config, is written by hand);
   full_size_names.json  name -> shape of the full-size CIFAR-10 DDPM, DDPM++ and NCSN++ state
                       dicts (the tests check that the mapping covers every tensor).
-With --full_size=<path>, also writes a full-size NCSN++ CIFAR-10 checkpoint (not committed) for
-measuring the import.
+With --only=<names> (comma-separated fixture names; 'tiny' = the three tiny files), writes only
+those (and not full_size_names.json). With --full_size=<path>, also writes a full-size NCSN++
+CIFAR-10 checkpoint (not committed) for measuring the import.
 """
 
 import argparse
@@ -193,21 +195,44 @@ def make_variant(mutils, name, c, sde, seed):
   print(f"{name}: {n} parameters, |out| {np.abs(out_model).mean():.3g}")
 
 
-def tiny_pth(mutils):
-  """A real torch.save checkpoint in score_sde's layout for a DDPM++ on 8x8x1 digits."""
-  from models.ema import ExponentialMovingAverage
-  c = base_config("ncsnpp", 8, 1, centered=True)
+def tiny_variants():
+  """The networks of the tiny torch.save files (8x8x1 digits): name -> (config, sde, seed)."""
+  out = {}
+  c = base_config("ncsnpp", 8, 1, centered=True)  # DDPM++ (VP)
   c.model.update(dict(nf=4, attn_resolutions=(4,)))
-  torch.manual_seed(3)
-  rng = np.random.default_rng(3)
-  model = mutils.get_model("ncsnpp")(c)
+  out["tiny_ddpmpp"] = (c, "vp", 3)
+  # DDPM (VP). torch's DDPM has 32 groups (nf >= 32) and msgm_jax needs num_res_blocks >= 1,
+  # so this is the smallest: one level (no resampling; the ddpm variant has it), one block,
+  # attention only in the middle: 162,177 parameters, a 2.7 MB file.
+  c = base_config("ddpm", 8, 1, centered=True)
+  c.model.update(dict(nf=32, ch_mult=(1,), attn_resolutions=()))
+  out["tiny_ddpm"] = (c, "vp", 4)
+  c = base_config("ncsnpp", 8, 1, centered=False)  # NCSN++ (VE) as the CIFAR-10 config
+  c.model.update(dict(nf=4, attn_resolutions=(4,), fir=True, progressive="none",
+                      progressive_input="residual", embedding_type="fourier",
+                      scale_by_sigma=True))
+  out["tiny_ncsnpp"] = (c, "ve", 5)
+  return out
+
+
+def tiny_pth(mutils, name, c, sde, seed):
+  """A real torch.save checkpoint in score_sde's layout, <name>.pth, and <name>_io.npz."""
+  from models.ema import ExponentialMovingAverage
+  torch.manual_seed(seed)
+  rng = np.random.default_rng(seed)
+  model = mutils.get_model(c.model.name)(c)
   load_codes(model, perturbed(model.state_dict(), rng))
   ema = ExponentialMovingAverage(model.parameters(), decay=0.999)
   opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+  shape = (4, c.data.num_channels, c.data.image_size, c.data.image_size)
   for _ in range(3):  # real Adam moments and EMA shadows that differ from the model
     opt.zero_grad()
-    x = torch.randn(4, 1, 8, 8)
-    loss = (model(x, torch.rand(4) * 999) ** 2).mean()
+    x = torch.randn(*shape)
+    if sde == "ve":
+      labels = c.model.sigma_min * (c.model.sigma_max / c.model.sigma_min)**torch.rand(4)
+    else:
+      labels = torch.rand(4) * 999
+    loss = (model(x, labels) ** 2).mean()
     loss.backward()
     opt.step()
     ema.update(model.parameters())
@@ -215,14 +240,14 @@ def tiny_pth(mutils):
   dp = torch.nn.DataParallel(model)
   state = {"optimizer": opt.state_dict(), "model": dp.state_dict(), "ema": ema.state_dict(),
            "step": 3}
-  torch.save(state, os.path.join(OUT, "tiny_ddpmpp.pth"))
-  x, labels = inputs(c, "vp", rng)
+  torch.save(state, os.path.join(OUT, f"{name}.pth"))
+  x, labels = inputs(c, sde, rng)
   out_model = run(model, x, labels)
   ema.copy_to(model.parameters())
   out_ema = run(model, x, labels)
-  np.savez(os.path.join(OUT, "tiny_ddpmpp_io.npz"), x=x, labels=labels, out_model=out_model,
+  np.savez(os.path.join(OUT, f"{name}_io.npz"), x=x, labels=labels, out_model=out_model,
            out_ema=out_ema, config=np.array(c.to_json()))
-  print(f"tiny_ddpmpp.pth: {sum(p.numel() for p in model.parameters())} parameters")
+  print(f"{name}.pth: {sum(p.numel() for p in model.parameters())} parameters")
 
 
 def full_size_configs():
@@ -248,12 +273,22 @@ def main():
   parser = argparse.ArgumentParser()
   parser.add_argument("--ref", default="/work/ref/score_sde_pytorch")
   parser.add_argument("--full_size", default="", help="also write a full-size NCSN++ .pth here")
+  parser.add_argument("--only", default="", help="comma-separated names (e.g. tiny_ddpm,"
+                      "tiny_ncsnpp; 'tiny' = the three tiny files): write only these")
   args = parser.parse_args()
   mutils = import_reference(args.ref)
   os.makedirs(OUT, exist_ok=True)
+  only = set(args.only.split(",")) - {""}
+  if "tiny" in only:
+    only = (only - {"tiny"}) | set(tiny_variants())
   for i, (name, (c, sde)) in enumerate(variants().items()):
-    make_variant(mutils, name, c, sde, seed=10 + i)
-  tiny_pth(mutils)
+    if not only or name in only:
+      make_variant(mutils, name, c, sde, seed=10 + i)
+  for name, (c, sde, seed) in tiny_variants().items():
+    if not only or name in only:
+      tiny_pth(mutils, name, c, sde, seed)
+  if only:
+    return
   tables = {}
   for name, c in full_size_configs().items():
     model = mutils.get_model(c.model.name)(c)

@@ -22,7 +22,9 @@ from tests.helpers import ROOT, run_cli
 
 FIX = os.path.join(ROOT, "tests", "fixtures", "score_sde_torch")
 TINY_PTH = os.path.join(FIX, "tiny_ddpmpp.pth")
-TINY_CONFIG = os.path.join(FIX, "tiny_ddpmpp_config.py")
+# Real torch.save files (score_sde's run_lib layout, Adam moments of three steps) imported
+# through the CLI: DDPM (VP), DDPM++ (VP), NCSN++ (VE); each with <name>_config.py, _io.npz.
+TINY = ["tiny_ddpm", "tiny_ddpmpp", "tiny_ncsnpp"]
 ARCHS = ["ddpm", "ncsnpp", "ncsnpp_input_skip", "ddpmpp"]
 
 
@@ -131,19 +133,26 @@ def test_reads_score_sdes_checkpoint_layout_saved_by_torch():
   assert len(state["ema"]["shadow_params"]) == len(group["params"]) == len(state["model"]) - 1
 
 
+def _tiny(name):
+  return os.path.join(FIX, name + ".pth"), os.path.join(FIX, name + "_config.py")
+
+
 @pytest.fixture(scope="module")
-def imported(tmp_path_factory):
-  workdir = str(tmp_path_factory.mktemp("imported"))
-  out = run_cli(f"--config={TINY_CONFIG}", f"--workdir={workdir}", "--mode=import",
-                f"--config.import_from={TINY_PTH}")
-  return workdir, out
+def imported(request, tmp_path_factory):
+  name = request.param
+  pth, config = _tiny(name)
+  workdir = str(tmp_path_factory.mktemp("imported_" + name))
+  out = run_cli(f"--config={config}", f"--workdir={workdir}", "--mode=import",
+                f"--config.import_from={pth}")
+  return name, workdir, out
 
 
+@pytest.mark.parametrize("imported", TINY, indirect=True)
 def test_cli_import_gives_the_reference_outputs(imported):
-  workdir, out = imported
+  name, workdir, out = imported
   assert out.returncode == 0, out.stderr[-2000:]
   assert "step 3" in out.stdout and "Adam moments (count 3)" in out.stdout
-  io = np.load(os.path.join(FIX, "tiny_ddpmpp_io.npz"))
+  io = np.load(os.path.join(FIX, name + "_io.npz"))
   x, labels = np.transpose(io["x"], (0, 2, 3, 1)), io["labels"]
   t = trained.load(workdir)
   assert t.step == 3
@@ -152,13 +161,15 @@ def test_cli_import_gives_the_reference_outputs(imported):
   assert _rel(io["out_model"], io["out_ema"]) > 1e-4  # the EMA really differs from the model
 
 
+@pytest.mark.parametrize("imported", ["tiny_ddpmpp"], indirect=True)  # one, to limit time
 def test_msgm_fine_tuning_starts_from_the_import(imported, tmp_path):
-  workdir, _ = imported
-  out = run_cli(f"--config={TINY_CONFIG}", f"--workdir={tmp_path}",
+  name, workdir, _ = imported
+  pth, config = _tiny(name)
+  out = run_cli(f"--config={config}", f"--workdir={tmp_path}",
                 f"--config.training.init_from={workdir}", "--config.training.regime=msgm",
                 "--config.training.n_iters=3", "--config.training.snapshot_freq=3")
   assert out.returncode == 0, out.stderr[-2000:]
   assert "fine-tuning from" in out.stderr and "done at step 3" in out.stdout
-  again = run_cli(f"--config={TINY_CONFIG}", f"--workdir={workdir}", "--mode=import",
-                  f"--config.import_from={TINY_PTH}")
+  again = run_cli(f"--config={config}", f"--workdir={workdir}", "--mode=import",
+                  f"--config.import_from={pth}")
   assert again.returncode == 2 and "already holds checkpoints" in again.stderr
