@@ -5,6 +5,7 @@ this list (tests/test_architecture.py fails on an import that points down the li
 circle; docs/architecture.md says more):
 
   registry.py, errors.py  one registry per extension point; how an error reads in one line
+  lazy.py        a package's public names imported on first use
   diffusion/     the score-SDE maths: SDEs, DSM losses, PC / ODE / few-step samplers, likelihood
   models/        score networks (DDPM, NCSN++, DDPM++, MLP);  data/  datasets, streams, masks
   method/        MSGM: moderation terms, training-free moderation, one optimisation step

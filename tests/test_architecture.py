@@ -12,7 +12,7 @@ from tests.helpers import ROOT
 PACKAGE = os.path.join(ROOT, "msgm_jax")
 # Bottom to top; a module may import its own part and the parts in earlier rows.
 LAYERS = (
-    ("registry", "errors"),
+    ("registry", "errors", "lazy"),
     ("diffusion",),
     ("models", "data"),
     ("method",),

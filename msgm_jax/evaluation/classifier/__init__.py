@@ -25,10 +25,9 @@ serves every choice of data.nsfg_classes (it is trained on all classes). Real te
 must go through the same [0, 1] space: data.make_eval_source gives uint8, divide by 255.
 """
 
-import importlib
+from msgm_jax import lazy
 
-# Public names, imported on first use (PEP 562): importing one submodule (e.g. rates.py)
-# does not load the others and what they import.
+# Public names, imported on first use (msgm_jax/lazy.py).
 _WHERE = {
     "CLASSIFIERS": "msgm_jax.evaluation.classifier.networks",
     "Classifier": "msgm_jax.evaluation.classifier.loading",
@@ -39,13 +38,4 @@ _WHERE = {
     "is_nsfg": "msgm_jax.evaluation.classifier.nsfg",
     "load_classifier": "msgm_jax.evaluation.classifier.loading",
 }
-__all__ = sorted(_WHERE)
-
-
-def __getattr__(name):
-  if name not in _WHERE:
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-  module = importlib.import_module(_WHERE[name])
-  value = module if module.__name__.endswith("." + name) else getattr(module, name)
-  globals()[name] = value
-  return value
+__getattr__, __all__ = lazy.exports(__name__, _WHERE)

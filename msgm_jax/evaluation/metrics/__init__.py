@@ -11,10 +11,9 @@
   stats.py          the command: python -m msgm_jax.evaluation.metrics.stats --config=... --extractor=...
 """
 
-import importlib
+from msgm_jax import lazy
 
-# Public names, imported on first use (PEP 562): importing one submodule (e.g. rates.py)
-# does not load the others and what they import.
+# Public names, imported on first use (msgm_jax/lazy.py).
 _WHERE = {
     "EXTRACTORS": "msgm_jax.evaluation.metrics.extractors",
     "Extractor": "msgm_jax.evaluation.metrics.extractors",
@@ -37,13 +36,4 @@ _WHERE = {
     "tree_digest": "msgm_jax.evaluation.metrics.extractors",
     "wilson_interval": "msgm_jax.evaluation.metrics.rates",
 }
-__all__ = sorted(_WHERE)
-
-
-def __getattr__(name):
-  if name not in _WHERE:
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-  module = importlib.import_module(_WHERE[name])
-  value = module if module.__name__.endswith("." + name) else getattr(module, name)
-  globals()[name] = value
-  return value
+__getattr__, __all__ = lazy.exports(__name__, _WHERE)
