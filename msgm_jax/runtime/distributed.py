@@ -285,6 +285,26 @@ def before_exit(fn: Callable[[], None]) -> Callable[[], None]:
   return lambda: _BEFORE_EXIT.remove(fn) if fn in _BEFORE_EXIT else None
 
 
+_BEFORE_MESSAGE = []
+
+
+def before_stop_message(fn: Callable[[], None]) -> Callable[[], None]:
+  """Runs fn() before a stop's lines are printed, from whichever thread prints them (the
+  watcher prints another process's stop while the main thread may be drawing a progress
+  bar: fn ends the bar's line, so the stop's lines start on their own); returns the undo."""
+  _BEFORE_MESSAGE.append(fn)
+  return lambda: _BEFORE_MESSAGE.remove(fn) if fn in _BEFORE_MESSAGE else None
+
+
+def _print_stop(lines: Sequence[str]) -> None:
+  for fn in list(_BEFORE_MESSAGE):
+    try:
+      fn()
+    except Exception:  # pylint: disable=broad-except  # the message matters more
+      pass
+  print("\n".join(lines), file=sys.stderr, flush=True)
+
+
 def _flush() -> None:
   for stream in (sys.stdout, sys.stderr):
     try:
@@ -370,7 +390,7 @@ def stop_all(message: str, code: int, prefix: str = PREFIX, then: Sequence[str] 
   if not _EXITING.acquire(blocking=False):  # the watcher is already ending this process
     while True:
       time.sleep(60)
-  print("\n".join([f"{prefix} {message}", *then]), file=sys.stderr)
+  _print_stop([f"{prefix} {message}", *then])
   if client is None or not is_multiprocess():
     _flush()
     sys.exit(code)
@@ -410,8 +430,8 @@ class _Watcher(threading.Thread):
         pass
       if not _EXITING.acquire(blocking=False):
         return  # this process is already stopping with its own message
-      print("\n".join([f"{prefix} process {pid} of {self.n} stopped: {message}",
-                       *_peer_lines(code)]), file=sys.stderr)
+      _print_stop([f"{prefix} process {pid} of {self.n} stopped: {message}",
+                   *_peer_lines(code)])
       _leave(self.client, self.me, self.n, code)
 
   def stop(self) -> None:

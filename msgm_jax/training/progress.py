@@ -3,6 +3,8 @@
 import sys
 import threading
 
+from msgm_jax.runtime import distributed
+
 
 class Progress:
   """Shows `desc: n/total [elapsed<ETA]` on stderr; usable as a context manager.
@@ -21,6 +23,7 @@ class Progress:
                           dynamic_ncols=True, mininterval=1.0, smoothing=0.1)
     self._n = initial
     self._notice = None
+    self._undo_hook = None
     if enabled:
       self._notice = threading.Timer(notice_after, self._say_waiting, args=(desc, unit))
       self._notice.daemon = True
@@ -46,6 +49,9 @@ class Progress:
       self._notice.cancel()
       from tqdm import tqdm  # pylint: disable=import-outside-toplevel
       self._bar = tqdm(initial=step, **self._bar_args)
+      # A stop printed from another thread (another process's Ctrl-C) ends the bar's line
+      # first: its lines would otherwise follow the bar's on the same line.
+      self._undo_hook = distributed.before_stop_message(self.close)
     else:
       self._bar.update(step - self._n)
     self._n = step
@@ -53,7 +59,10 @@ class Progress:
       self._bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
 
   def close(self) -> None:
+    """Ends the bar's line (once; later updates draw nothing)."""
     if self._notice is not None:
       self._notice.cancel()
+    if self._undo_hook is not None:
+      self._undo_hook()
     if self._bar is not None:
-      self._bar.close()
+      self._bar.close()  # tqdm: a closed bar ignores later updates

@@ -1,8 +1,10 @@
 """The progress bar: a 'waiting for the first step' line while the first call is slow, and an ETA that does
 not count it."""
 
+import threading
 import time
 
+from msgm_jax.runtime import distributed
 from msgm_jax.training import progress
 
 
@@ -30,3 +32,22 @@ def test_disabled_bars_print_nothing(capsys):
     time.sleep(0.1)
     bar.update(3)
   assert capsys.readouterr().err == ""
+
+
+def test_a_stop_printed_by_another_thread_starts_on_its_own_line(capsys):
+  """Another process's Ctrl-C is printed by the stop watcher's thread while process 0's bar
+  is live (tqdm leaves the bar's line open): the stop's lines must not follow the bar's."""
+  with progress.Progress(100, enabled=True, notice_after=5.0) as bar:
+    bar.update(5)
+    bar.update(7)
+    watcher = threading.Thread(target=distributed._print_stop,  # pylint: disable=protected-access
+                               args=(["msgm_jax: process 1 of 2 stopped: interrupted",
+                                      "msgm_jax: to resume from it, rerun: x"],))
+    watcher.start()
+    watcher.join()
+    bar.update(9)  # the main thread has not seen the stop yet: the bar draws no more
+  err = capsys.readouterr().err
+  lines = err.splitlines()
+  assert "msgm_jax: process 1 of 2 stopped: interrupted" in lines, err
+  assert lines[-1] == "msgm_jax: to resume from it, rerun: x", err
+  assert "9/100" not in err
