@@ -40,6 +40,7 @@ from typing import Callable, List, Mapping, Optional, Sequence
 
 import jax
 import numpy as np
+from absl import logging
 
 PREFIX = "msgm_jax: error:"
 MODES = ("auto", "on", "off")
@@ -168,11 +169,46 @@ def initialize(settings: Settings) -> bool:
   import atexit  # pylint: disable=import-outside-toplevel
   # Registered after JAX's own exit handlers, so it runs before their shutdown barrier.
   atexit.register(watcher.stop)
+  _no_persistent_cache_for_cpu_collectives()
   if jax.process_index() == 0:
     print(f"msgm_jax: {jax.process_count()} processes x {jax.local_device_count()} "
           f"{jax.default_backend()} devices ({jax.device_count()} in all)", file=sys.stderr,
           flush=True)
   return True
+
+
+# jax 0.12 on CPU: a program with cross-process collectives that a process loads from the
+# persistent compilation cache never finishes its first collective (measured with jaxlib
+# 0.12.1: two processes, one pmap'd psum, the second run with the same cache directory hangs;
+# jax 0.10.2 and 0.11.2 run it). The first version known to hang, and the first known not to
+# (None: none yet).
+CACHED_CPU_COLLECTIVES_HANG = ((0, 12), None)
+
+
+def _jax_version() -> tuple:
+  return tuple(int(p) for p in jax.__version__.split(".")[:2] if p.isdigit())
+
+
+def cached_cpu_collectives_hang(version: tuple, backend: str, processes: int) -> bool:
+  """Whether a multi-process run on `backend` with jax `version` (major, minor) would hang in
+  a program loaded from the persistent compilation cache."""
+  first_bad, first_good = CACHED_CPU_COLLECTIVES_HANG
+  return (backend == "cpu" and processes > 1 and version >= first_bad and
+          (first_good is None or version < first_good))
+
+
+def _no_persistent_cache_for_cpu_collectives() -> None:
+  """Turns JAX's persistent compilation cache off (before the first compile) where a cached
+  multi-process CPU program hangs; the run compiles everything itself instead."""
+  if not (jax.config.jax_enable_compilation_cache and jax.config.jax_compilation_cache_dir):
+    return
+  if not cached_cpu_collectives_hang(_jax_version(), jax.default_backend(), jax.process_count()):
+    return
+  jax.config.update("jax_enable_compilation_cache", False)
+  if jax.process_index() == 0:
+    logging.warning("the persistent compilation cache (%s) is off for this run: on jax %s a "
+                    "multi-process CPU program loaded from it hangs in its first collective "
+                    "(docs/multihost.md)", jax.config.jax_compilation_cache_dir, jax.__version__)
 
 
 def report_done() -> None:
