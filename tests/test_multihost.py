@@ -43,6 +43,9 @@ EVAL = [*RUN, "--mode=eval", "--config.eval.batch_size=16", "--config.eval.num_b
         "--config.eval.bpd_num_examples=16"]
 SAMPLE = [*RUN, "--mode=sample", "--config.eval.num_samples=24",
           "--config.sampling.batch_size=16"]
+# A fast sampler across processes: DPM-Solver++ in 5 steps (sample mode's other code path,
+# the fixed-grid samplers of msgm_jax/diffusion/fast_sampling.py).
+FAST_SAMPLE = [*SAMPLE, "--config.sampling.method=dpm_solver", "--config.sampling.num_steps=5"]
 DEADLINE = 900  # seconds for one run of the processes (a loaded 2-core machine)
 
 
@@ -147,8 +150,9 @@ def two(tmp_path_factory, procs, cache):
   resumed = _ok(procs.run([*TRAIN, f"--workdir={workdir}"], cache))
   evaluated = _ok(procs.run([*EVAL, f"--workdir={workdir}"], cache))
   sampled = _ok(procs.run([*SAMPLE, f"--workdir={workdir}"], cache))
+  fast = _ok(procs.run([*FAST_SAMPLE, f"--workdir={workdir}"], cache))
   return {"workdir": workdir, "stopped": stopped, "kept": kept, "resumed": resumed,
-          "eval": evaluated, "sample": sampled}
+          "eval": evaluated, "sample": sampled, "fast": fast}
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +162,7 @@ def one_on_two(tmp_path_factory, procs, cache, two):
   workdir = str(tmp_path_factory.mktemp("one_on_two") / "run")
   shutil.copytree(os.path.join(two["workdir"], "checkpoints"),
                   os.path.join(workdir, "checkpoints"))
-  for args in (EVAL, SAMPLE):
+  for args in (EVAL, SAMPLE, FAST_SAMPLE):
     _ok(procs.run([*args, f"--workdir={workdir}"], cache, n=1, devices=8))
   return workdir
 
@@ -216,17 +220,37 @@ def test_eval_over_two_processes_equals_one(one_on_two, two):
     np.testing.assert_allclose(b[subset]["bpd"], a[subset]["bpd"], rtol=2e-4)
 
 
-def test_sample_over_two_processes_equals_one(one_on_two, two):
-  (_, out0, _), (_, out1, _) = two["sample"]
-  assert "24 samples" in out0 and not ours(out1)
-  (a,), (b,) = (glob.glob(os.path.join(w, "samples", f"eval_{STEPS}_*.npz")) for w in
-                (one_on_two, two["workdir"]))
-  with np.load(a) as a, np.load(b) as b:
-    assert a["samples"].shape == b["samples"].shape == (24, 8, 8, 1)
+def _samples_path(out: str) -> str:
+  """The npz that sample mode's `step N: K samples -> <path>` line names."""
+  (line,) = [l for l in out.splitlines() if " samples -> " in l]
+  return line.split(" samples -> ")[1].strip()
+
+
+@pytest.mark.parametrize("run, rtol", [
     # Each global device draws its own stream (the key folded with its index) at any layout;
     # the two programs differ in the last bits only (4e-7 relative, measured).
-    np.testing.assert_allclose(b["samples"], a["samples"], rtol=1e-5, atol=1e-5)
+    ("sample", 1e-5),
+    # DPM-Solver++: the same latents at either layout, then a deterministic ODE solve.
+    ("fast", 1e-5)])
+def test_sample_over_two_processes_equals_one(one_on_two, two, run, rtol):
+  (_, out0, _), (_, out1, _) = two[run]
+  assert "24 samples" in out0 and not ours(out1)
+  b = _samples_path(out0)
+  a = os.path.join(one_on_two, "samples", os.path.basename(b))  # the same settings' name
+  assert os.path.dirname(b) == os.path.join(two["workdir"], "samples")
+  with np.load(a) as a, np.load(b) as b:
+    assert a["samples"].shape == b["samples"].shape == (24, 8, 8, 1)
+    np.testing.assert_allclose(b["samples"], a["samples"], rtol=rtol, atol=1e-5)
     assert np.mean(a["images"] == b["images"]) > 0.99
+
+
+def test_the_fast_sampler_ran_in_both_layouts(one_on_two, two):
+  """The fast sampler's npz is its own (another name than the PC sampler's), written by the
+  run that asked for it."""
+  paths = {run: _samples_path(two[run][0][1]) for run in ("sample", "fast")}
+  assert paths["sample"] != paths["fast"]
+  assert sorted(glob.glob(os.path.join(one_on_two, "samples", "eval_*.npz"))) == sorted(
+      os.path.join(one_on_two, "samples", os.path.basename(p)) for p in paths.values())
 
 
 def test_an_error_in_one_process_stops_both_with_its_message(tmp_path, procs, cache):

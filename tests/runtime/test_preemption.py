@@ -2,6 +2,7 @@
 one checkpoint at the next step, ends with one line and exit status 75, and the rerun of the
 same command reaches the final step with parameters bit-identical to an uninterrupted run."""
 
+import json
 import os
 import signal
 import time
@@ -58,26 +59,47 @@ def test_sigterm_saves_the_next_step_and_the_rerun_is_bit_exact(tmp_path):
   chex.assert_trees_all_equal(_state(workdir, N), _state(straight, N))
 
 
-def test_sigterm_to_one_of_two_processes_saves_the_same_step_on_both(tmp_path, cache):
-  """2 processes x 4 CPU devices: SIGTERM to process 1 only; both save step N and leave with
-  the line; the rerun to N + 4 equals an uninterrupted run to N + 4 bit for bit."""
+def _last_logged(metrics):
+  if not os.path.exists(metrics):
+    return 0
+  lines = [l for l in open(metrics).read().splitlines() if l.strip()]
+  return json.loads(lines[-1])["step"] if lines else 0
+
+
+def _train_until_logged_then_sigterm(procs, args, cache, workdir, after, signalled):
+  """Starts the 2 processes, waits for a logged step past `after`, sends SIGTERM to the
+  processes `signalled`; returns the saved step after checking both processes' exit."""
+  p0, p1 = procs.start([*args, "--config.training.n_iters=100000"], cache)
+  metrics, deadline = os.path.join(workdir, "metrics.jsonl"), time.time() + 300
+  while _last_logged(metrics) <= after:
+    assert p0.poll() is None and time.time() < deadline, multihost.finish(p0)[2][-3000:]
+    time.sleep(0.1)
+  for i in signalled:
+    (p0, p1)[i].send_signal(signal.SIGTERM)
+  results = [multihost.finish(p, timeout=120) for p in (p0, p1)]
+  step = _steps(workdir)[-1]
+  assert step > after, (step, after)
+  line = (f"msgm_jax: preempted at step {step}: checkpoint saved at {workdir}/checkpoints/"
+          f"{step}; rerun the same command to resume")
+  for code, _, err in results:
+    assert code == preemption.EXIT_STATUS and line in err.splitlines(), err[-3000:]
+  return step
+
+
+def test_sigterm_to_one_or_both_of_two_processes_saves_the_same_step_on_both(tmp_path, cache):
+  """2 processes x 4 CPU devices: SIGTERM to process 1 only, then (in the rerun) to both; each
+  time both save the same step and leave with the line; the rerun to N + 4 equals an
+  uninterrupted run to N + 4 bit for bit."""
   procs = multihost.Processes(str(tmp_path))
   workdir = str(tmp_path / "run")
   args = [*multihost.RUN, "--config.training.snapshot_freq=1000",
           "--config.training.snapshot_freq_for_preemption=1000", f"--workdir={workdir}"]
   try:
-    p0, p1 = procs.start([*args, "--config.training.n_iters=100000"], cache)
-    metrics, deadline = os.path.join(workdir, "metrics.jsonl"), time.time() + 300
-    while not (os.path.exists(metrics) and os.path.getsize(metrics) > 0):
-      assert p0.poll() is None and time.time() < deadline, multihost.finish(p0)[2][-3000:]
-      time.sleep(0.1)
-    p1.send_signal(signal.SIGTERM)
-    results = [multihost.finish(p, timeout=120) for p in (p0, p1)]
-    (step,) = _steps(workdir)
-    line = (f"msgm_jax: preempted at step {step}: checkpoint saved at {workdir}/checkpoints/"
-            f"{step}; rerun the same command to resume")
-    for code, _, err in results:
-      assert code == preemption.EXIT_STATUS and line in err.splitlines(), err[-3000:]
+    first = _train_until_logged_then_sigterm(procs, args, cache, workdir, 0, signalled=(1,))
+    assert _steps(workdir) == [first]
+    step = _train_until_logged_then_sigterm(procs, args, cache, workdir, first,
+                                            signalled=(0, 1))
+    assert _steps(workdir) == [first, step]
     final = [f"--config.training.n_iters={step + 4}"]
     for code, _, err in procs.run([*args, *final], cache):
       assert code == 0, err[-3000:]
