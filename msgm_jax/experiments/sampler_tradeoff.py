@@ -164,6 +164,9 @@ def main(argv):
   if not rows:
     raise app.UsageError(f"{FLAGS.runs} names no eval command; see this module's docstring")
   with open(f"{FLAGS.out}.md", "w", encoding="utf-8") as f:
+    f.write(f"# Samplers against steps: every row\n\nWritten by `python -m "
+            f"msgm_jax.experiments.sampler_tradeoff --runs={FLAGS.runs} --out={FLAGS.out}` "
+            f"from {len(rows)} eval records; what they show: docs/fast_samplers.md.\n\n")
     f.write(table(rows))
   with open(f"{FLAGS.out}.json", "w", encoding="utf-8") as f:
     json.dump(rows, f, indent=1)
