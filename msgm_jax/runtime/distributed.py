@@ -19,6 +19,9 @@ Start-up prints the topology once (process 0: `msgm_jax: 2 processes x 4 cpu dev
 all)`). Processes that do not all connect within Settings.init_timeout (default 120 s) end
 with one line naming who is missing as far as this process can tell and exit status 2, not
 JAX's abort (SIGABRT and a C++ fatal message).
+On the CPU backend with jax 0.12 or newer a multi-process run turns JAX's persistent
+compilation cache off before its first compile: a program loaded from it hangs in its first
+collective there (docs/preemption.md).
 
 Coordinated stop. A process that fails (a one-line user error or an unexpected exception)
 calls `stop_all`: it publishes its message in the coordination service's key-value store and
