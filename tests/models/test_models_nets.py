@@ -116,8 +116,11 @@ def test_conv_impl_reaches_every_convolution(random_variables):
   variables = random_variables(model, x, labels)
   n_conv, _ = _conv_ops(model.clone(conv_impl="xla"), x, labels, variables)
   assert n_conv >= 20
-  assert _conv_ops(model.clone(conv_impl="im2col"), x, labels, variables) == (0, 0)
-  assert _conv_ops(model.clone(conv_impl="hybrid"), x, labels, variables)[1] == n_conv
+  # The hybrid convolution is a custom_jvp; so is jax.nn.softmax (attention) from jax 0.12 on:
+  # count the hybrid's calls beyond im2col's.
+  n_im2col, other = _conv_ops(model.clone(conv_impl="im2col"), x, labels, variables)
+  assert n_im2col == 0
+  assert _conv_ops(model.clone(conv_impl="hybrid"), x, labels, variables)[1] - other == n_conv
 
 
 # A one-level NCSN++ with attention: cheap to compile, enough for exact input/output properties.
