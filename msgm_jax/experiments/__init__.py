@@ -6,4 +6,5 @@
   colour_rates.py   NSFG rates of colour-digit samples against the detector's floor
   commitment.py     when a sampler path decides what it draws (the commitment curve)
   score_probes.py   per-noise-level probes of a learned score on SFG and NSFG images
+  sampler_tradeoff.py  the samplers' NSFG rate, fd_classifier and time against steps (table, plot)
 """
