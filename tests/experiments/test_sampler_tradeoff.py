@@ -3,8 +3,11 @@
 import json
 import os
 
+import jax
 import pytest
 
+from msgm_jax.diffusion import fast_sampling
+from msgm_jax.diffusion import sde as sde_lib
 from msgm_jax.experiments import sampler_tradeoff
 
 
@@ -65,12 +68,19 @@ def test_the_table_and_the_figure(lines, tmp_path):
     assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
-def test_nfe_counts_match_the_samplers():
-  assert sampler_tradeoff.nfe("ddim", 10) == 11
-  assert sampler_tradeoff.nfe("heun", 5) == 11
-  assert sampler_tradeoff.nfe("heun", 5, noise_removal=False) == 10
-  assert sampler_tradeoff.nfe("pc", 1000) == 1000
-  assert sampler_tradeoff.nfe("ode", 0) is None
+@pytest.mark.parametrize("method", sampler_tradeoff.FIXED_GRID)
+@pytest.mark.parametrize("denoise", [True, False])
+def test_nfe_is_what_the_samplers_count(method, denoise):
+  """Against the count each fixed-grid sampler returns (msgm_jax/diffusion/fast_sampling.py)."""
+  fn = fast_sampling.FAST_SAMPLERS.get(method).fn
+  sde = sde_lib.VPSDE()
+  _, count = fn(jax.random.key(0), sde, lambda x, t: -x, (2, 2), num_steps=3, denoise=denoise)
+  assert sampler_tradeoff.nfe(method, 3, noise_removal=denoise) == int(count)
+
+
+def test_nfe_of_pc_and_ode():
+  assert sampler_tradeoff.nfe("pc", 1000) == 1000  # one predictor step per level, no corrector
+  assert sampler_tradeoff.nfe("ode", 0) is None  # adaptive
 
 
 def test_a_short_line_is_a_one_line_error():
